@@ -1,0 +1,1 @@
+"""imagepipe: a Glance image to a libvirt instance disk, release by release."""

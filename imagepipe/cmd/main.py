@@ -1,0 +1,106 @@
+"""The ``imagepipe`` command, parsed the way nova-manage parses.
+
+``imagepipe [--config-file F]... [--config-dir D] [--release R] COMMAND ...``:
+oslo.config reads the files and the global options, a sub-command parser
+takes the rest. Errors become one line on stderr and an exit status: 2 for
+usage or configuration, 1 for a run that failed and was reverted.
+"""
+
+import logging
+import os
+import sys
+
+from oslo_config import cfg
+from oslo_log import log
+
+from imagepipe import exception
+from imagepipe.cmd import config as config_cmd
+from imagepipe.conf import loader
+
+LOG = logging.getLogger('imagepipe')
+
+COMMAND_MODULES = (config_cmd,)
+
+
+class Context:
+    """What every command gets: the parsed options for the chosen release."""
+
+    def __init__(self, conf, rconf):
+        self.conf = conf
+        self.rconf = rconf
+
+
+def _add_parsers(subparsers):
+    for module in COMMAND_MODULES:
+        for name, (add_arguments, handler, help_text) in (
+                module.COMMANDS.items()):
+            parser = subparsers.add_parser(name, help=help_text,
+                                           description=help_text)
+            add_arguments(parser)
+            parser.set_defaults(handler=handler)
+
+
+def build_conf():
+    conf = cfg.ConfigOpts()
+    loader.register_base(conf)
+    conf.register_cli_opt(cfg.SubCommandOpt(
+        'command', title='commands', handler=_add_parsers,
+        help='run "imagepipe COMMAND --help" for its options'))
+    return conf
+
+
+def parse(argv):
+    conf = build_conf()
+    try:
+        conf(argv, project='imagepipe', prog='imagepipe',
+             default_config_files=[], default_config_dirs=[])
+    except cfg.Error as e:
+        raise exception.ConfigError(str(e).strip().splitlines()[0]) from None
+    setup_logging(conf)
+    return conf
+
+
+def setup_logging(conf):
+    """oslo.log on a ConfigOpts of its own.
+
+    The files given are nova.conf files: their log_file, log_config and the
+    like belong to nova-compute, and imagepipe must not write into them.
+    """
+    log_conf = cfg.ConfigOpts()
+    log.register_options(log_conf)
+    log_conf([], project='imagepipe', default_config_files=[],
+             default_config_dirs=[])
+    log_conf.set_override('debug', conf.debug)
+    log_conf.set_override('use_stderr', True)
+    log_conf.set_override('log_file', conf.imagepipe.log_file)
+    log_conf.set_override('logging_default_format_string',
+                          '%(levelname)s: %(message)s')
+    log_conf.set_override('logging_context_format_string',
+                          '%(levelname)s: %(message)s')
+    log.setup(log_conf, 'imagepipe')
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        conf = parse(argv)
+        rconf = loader.ReleaseConfig(conf, loader.selected_release(conf))
+        return conf.command.handler(conf.command, Context(conf, rconf))
+    except exception.ImagepipeError as e:
+        print(f'imagepipe: error: {e}', file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:  # output piped into head and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print('imagepipe: interrupted', file=sys.stderr)
+        return 130
+    except Exception as e:  # the last line of defence against a traceback
+        LOG.debug('unexpected error', exc_info=True)
+        print(f'imagepipe: error: unexpected {type(e).__name__}: {e} '
+              '(run with --debug for details)', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

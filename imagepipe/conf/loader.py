@@ -1,0 +1,210 @@
+"""Build the configuration one Nova release would have read.
+
+The command line parses the files first with only imagepipe's own options
+registered (enough to learn the release), then :func:`for_release` registers
+the options of that release, with the deprecated names that release accepted,
+on the same ConfigOpts.
+"""
+
+import logging
+
+from oslo_config import cfg
+from oslo_utils import netutils
+
+from imagepipe import exception
+from imagepipe.conf import files as conf_files
+from imagepipe.conf import options
+from imagepipe.conf import releases
+
+LOG = logging.getLogger(__name__)
+
+IMAGEPIPE_GROUP = 'imagepipe'
+
+IMAGEPIPE_OPTS = [
+    cfg.StrOpt('release', default=releases.newest(),
+               help='Nova release whose behaviour imagepipe reproduces '
+                    '(the --release command-line option wins).'),
+    cfg.StrOpt('connection',
+               default='sqlite:///$state_path/imagepipe.sqlite',
+               help='SQLAlchemy URL of the run database (taskflow '
+                    'persistence). The SQLite file is created on first use.'),
+    cfg.IntOpt('download_retries', default=3, min=0,
+               help='Times an interrupted download is continued (with an '
+                    'HTTP Range request) before the run fails.'),
+    cfg.StrOpt('log_file',
+               help='Write the detailed log here (nova.conf logging options '
+                    'are not used: they belong to nova-compute).'),
+]
+
+CLI_OPTS = [
+    cfg.StrOpt('release', metavar='R',
+               help='Nova release to reproduce (default: [imagepipe] '
+                    'release, else the newest).'),
+    cfg.BoolOpt('debug', short='d', default=False,
+                help='Log debug detail (tracebacks included) to stderr.'),
+]
+
+_OPT_CLASSES = {'str': cfg.StrOpt, 'bool': cfg.BoolOpt, 'int': cfg.IntOpt,
+                'list': cfg.ListOpt}
+
+_ACCEPTED = {'bool': 'true or false', 'int': 'an integer',
+             'list': 'a comma-separated list', 'str': 'a string'}
+
+
+def register_base(conf):
+    """Options every release shares: imagepipe's own group and --release."""
+    conf.register_opts(IMAGEPIPE_OPTS, group=IMAGEPIPE_GROUP)
+    conf.register_cli_opts(CLI_OPTS)
+
+
+def selected_release(conf):
+    release = conf.release or conf.imagepipe.release
+    releases.index(release)
+    return release
+
+
+def history(opt):
+    """One sentence of the option's names across releases."""
+    parts = []
+    for s in opt.spellings:
+        text = f'{s.label} from {s.since}'
+        if s.until:
+            text += f' to {s.until}'
+            if s.accepted_until:
+                text += f' (deprecated alias in {s.accepted_until})'
+        parts.append(text)
+    return 'History: ' + '; '.join(parts) + '.'
+
+
+def oslo_opt(opt, release):
+    """The oslo.config option ``opt`` was in ``release``."""
+    own = opt.spelling_in(release)
+    kwargs = dict(
+        default=opt.attribute('default', release),
+        help=f"{opt.attribute('help', release)} {history(opt)}",
+        deprecated_opts=[cfg.DeprecatedOpt(a.name, group=a.group)
+                         for a in opt.aliases_in(release)],
+    )
+    if opt.key == 'my_ip':
+        kwargs['default'] = netutils.get_my_ipv4()
+    if opt.sample_default:
+        kwargs['sample_default'] = opt.sample_default
+    choices = opt.attribute('choices', release)
+    if choices:
+        kwargs['choices'] = list(choices)
+    return _oslo_group(own.group), _OPT_CLASSES[opt.type](own.name, **kwargs)
+
+
+def _oslo_group(group):
+    # oslo.config's DEFAULT section is group None; a group named 'DEFAULT'
+    # would be a different, empty one.
+    return None if group == 'DEFAULT' else group
+
+
+class ReleaseConfig:
+    """The effective options of one release, with where each came from."""
+
+    def __init__(self, conf, release):
+        self.conf = conf
+        self.release = release
+        self.options = options.for_release(release)
+        self.files = conf_files.Files(conf_files.config_files(conf))
+        for opt in self.options:
+            group, o = oslo_opt(opt, release)
+            conf.register_opt(o, group=group)
+        self.warnings = list(self._retired_names())
+        for line in self.warnings:
+            LOG.warning(line)
+
+    def _retired_names(self):
+        for opt in options.OPTIONS:
+            own = opt.spelling_in(self.release)
+            for s in opt.retired_in(self.release):
+                for path in self.files.setters(s):
+                    hint = (f'; use {own.label}' if own else '')
+                    yield (f'{s.label} in {path} is ignored: Nova stopped '
+                           f'reading it after {s.accepted_until or s.until}'
+                           f'{hint}')
+
+    def _spellings(self, opt):
+        return [opt.spelling_in(self.release)] + opt.aliases_in(self.release)
+
+    def value(self, key):
+        """The effective value; ConfigError naming option, file, accepted."""
+        opt = options.BY_KEY[key]
+        own = opt.spelling_in(self.release)
+        try:
+            group = _oslo_group(own.group)
+            return (self.conf[own.name] if group is None
+                    else self.conf[group][own.name])
+        except (cfg.ConfigFileValueError, ValueError):
+            raise self._bad_value(opt) from None
+        except cfg.Error as e:
+            # e.g. a $name in the value that names no option imagepipe knows
+            found = self.files.where(self._spellings(opt))
+            where = f' in {found[0]}' if found else ''
+            raise exception.ConfigError(
+                f'cannot resolve {own.label}{where}: {e}') from None
+
+    def _bad_value(self, opt):
+        found = self.files.where(self._spellings(opt))
+        path, spelling, raw = found if found else ('?', opt.spelling_in(
+            self.release), '?')
+        choices = opt.attribute('choices', self.release)
+        accepted = ', '.join(choices) if choices else _ACCEPTED[opt.type]
+        return exception.ConfigError(
+            f'invalid value {raw!r} for {spelling.label} in {path} '
+            f'(release {self.release}): accepted values are {accepted}')
+
+    def source(self, key):
+        """Where the value came from: default, file and name, command line."""
+        opt = options.BY_KEY[key]
+        found = self.files.where(self._spellings(opt))
+        if not found:
+            return 'default'
+        path, spelling, _ = found
+        if spelling is opt.spelling_in(self.release):
+            return f'{path} {spelling.label}'
+        return f'{path} {spelling.label} (deprecated name)'
+
+    def items(self):
+        """Every option of the release: key, name, value, source."""
+        rows = []
+        for opt in self.options:
+            own = opt.spelling_in(self.release)
+            rows.append({'key': opt.key, 'option': own.label,
+                         'value': self.value(opt.key),
+                         'source': self.source(opt.key)})
+        for o in IMAGEPIPE_OPTS:
+            value = (self.release if o.dest == 'release'
+                     else self.conf.imagepipe[o.dest])
+            rows.append({'key': o.dest, 'option': f'[imagepipe] {o.name}',
+                         'value': value, 'source': self._own_source(o)})
+        return rows
+
+    def _own_source(self, o):
+        if o.dest == 'release' and self.conf.release:
+            return 'command line'
+        found = self.files.where([options.Spelling(
+            IMAGEPIPE_GROUP, o.name, releases.RELEASES[0])])
+        return f'{found[0]} [imagepipe] {o.name}' if found else 'default'
+
+
+def load(config_files=(), config_dir=None, release=None, args=()):
+    """Parse files the way the command line does; for tests and tools."""
+    argv = list(args)
+    for f in config_files:
+        argv += ['--config-file', f]
+    if config_dir:
+        argv += ['--config-dir', config_dir]
+    if release:
+        argv += ['--release', release]
+    conf = cfg.ConfigOpts()
+    register_base(conf)
+    try:
+        conf(argv, project='imagepipe', default_config_files=[],
+             default_config_dirs=[])
+    except cfg.Error as e:
+        raise exception.ConfigError(str(e).splitlines()[0]) from None
+    return ReleaseConfig(conf, selected_release(conf))
+

@@ -1,0 +1,190 @@
+"""Every Nova option imagepipe reads, declared once with its history.
+
+An option is known under one or more spellings (group and name). Each
+spelling is the option's own name from ``since`` to ``until`` (inclusive),
+and may stay accepted as a deprecated alias up to ``accepted_until``. A
+spelling read in a release after ``accepted_until`` is ignored by that
+release's Nova, and imagepipe warns about it.
+
+``per_release`` overrides the default, the choices or the help from a given
+release on. Facts: openstack/nova at the final point release of each series
+(2012.1.3, 2012.2.4, 2013.1.5, 2013.2.4, 2014.1.5, 2014.2.4).
+"""
+
+import dataclasses
+
+from imagepipe.conf import releases
+
+
+@dataclasses.dataclass(frozen=True)
+class Spelling:
+    group: str
+    name: str
+    since: str
+    until: str | None = None
+    accepted_until: str | None = None
+
+    def is_name_in(self, release):
+        """This spelling is the option's own name in ``release``."""
+        i = releases.index(release)
+        last = self.until or releases.newest()
+        return releases.index(self.since) <= i <= releases.index(last)
+
+    def is_alias_in(self, release):
+        """Accepted as a deprecated alias (after it stopped being the name)."""
+        if not self.until or not self.accepted_until:
+            return False
+        i = releases.index(release)
+        return (releases.index(self.until) < i
+                <= releases.index(self.accepted_until))
+
+    def is_retired_in(self, release):
+        """Nova of ``release`` silently ignored this spelling."""
+        last = self.accepted_until or self.until
+        return last is not None and releases.index(last) < releases.index(
+            release)
+
+    @property
+    def label(self):
+        return f'[{self.group}] {self.name}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    key: str
+    type: str
+    default: object
+    help: str
+    spellings: tuple
+    choices: tuple | None = None
+    per_release: tuple = ()
+    sample_default: str | None = None
+
+    def spelling_in(self, release):
+        for s in self.spellings:
+            if s.is_name_in(release):
+                return s
+        return None
+
+    def aliases_in(self, release):
+        return [s for s in self.spellings if s.is_alias_in(release)]
+
+    def retired_in(self, release):
+        return [s for s in self.spellings if s.is_retired_in(release)]
+
+    def attribute(self, field, release):
+        """default / choices / help as they stood in ``release``."""
+        value = getattr(self, field)
+        for since, changes in self.per_release:
+            if releases.index(since) <= releases.index(release) and (
+                    field in changes):
+                value = changes[field]
+        return value
+
+    @property
+    def introduced(self):
+        return self.spellings[0].since
+
+
+def _one(group, name, since, until=None, accepted_until=None):
+    return Spelling(group, name, since, until, accepted_until)
+
+
+IMAGES_TYPES = ('raw', 'qcow2', 'lvm', 'default')
+
+OPTIONS = (
+    Option('state_path', 'str', '/var/lib/nova',
+           "Top-level directory for Nova's state. Nova defaulted to its own "
+           'install directory ($pybasedir); imagepipe defaults to the '
+           "distributions' /var/lib/nova.",
+           (_one('DEFAULT', 'state_path', 'essex'),)),
+    Option('instances_path', 'str', '$state_path/instances',
+           'Where instances (and the image cache) are stored on disk.',
+           (_one('DEFAULT', 'instances_path', 'essex'),)),
+    Option('use_cow_images', 'bool', True,
+           'Whether to use copy-on-write (qcow2 overlay) instance disks.',
+           (_one('DEFAULT', 'use_cow_images', 'essex'),)),
+    Option('force_raw_images', 'bool', True,
+           'Convert cached base images to raw.',
+           (_one('DEFAULT', 'force_raw_images', 'essex'),)),
+    Option('images_type', 'str', 'default',
+           'Instance disk format: raw, qcow2, lvm, default (default follows '
+           'use_cow_images).',
+           (_one('DEFAULT', 'libvirt_images_type', 'folsom', 'havana',
+                 'icehouse'),
+            _one('libvirt', 'images_type', 'icehouse')),
+           choices=IMAGES_TYPES,
+           per_release=(('havana', {
+               'choices': ('raw', 'qcow2', 'lvm', 'rbd', 'default'),
+               'help': 'Instance disk format: raw, qcow2, lvm, rbd, default '
+                       '(default follows use_cow_images). rbd is accepted '
+                       'and refused at run time.'}),)),
+    Option('images_volume_group', 'str', None,
+           'LVM volume group for instance disks when images_type is lvm.',
+           (_one('DEFAULT', 'libvirt_images_volume_group', 'folsom',
+                 'havana', 'icehouse'),
+            _one('libvirt', 'images_volume_group', 'icehouse'))),
+    Option('sparse_logical_volumes', 'bool', False,
+           'Create sparse logical volumes (with virtualsize).',
+           (_one('DEFAULT', 'libvirt_sparse_logical_volumes', 'folsom',
+                 'havana', 'icehouse'),
+            _one('libvirt', 'sparse_logical_volumes', 'icehouse'))),
+    Option('preallocate_images', 'str', 'none',
+           'Instance disk preallocation: "none" or "space" (fallocate). '
+           'Nova of these releases treated any value but "none" as "space".',
+           (_one('DEFAULT', 'preallocate_images', 'grizzly'),)),
+    Option('resize_fs_using_block_device', 'bool', False,
+           'Grow the filesystem inside qcow2 disks through an nbd device.',
+           (_one('DEFAULT', 'resize_fs_using_block_device', 'havana'),)),
+    Option('image_cache_subdirectory_name', 'str', '_base',
+           'Name of the image cache directory under instances_path.',
+           (_one('DEFAULT', 'base_dir_name', 'essex', 'havana', 'icehouse'),
+            _one('DEFAULT', 'image_cache_subdirectory_name', 'icehouse'))),
+    Option('volume_clear', 'str', 'zero',
+           'How a logical volume is wiped before removal: none, zero, shred.',
+           (_one('libvirt', 'volume_clear', 'icehouse'),),
+           choices=('none', 'zero', 'shred')),
+    Option('volume_clear_size', 'int', 0,
+           'MiB wiped at the start of a removed volume; 0 wipes all of it.',
+           (_one('libvirt', 'volume_clear_size', 'icehouse'),)),
+    Option('disable_process_locking', 'bool', False,
+           'Use in-process locks only (no lock files).',
+           (_one('DEFAULT', 'disable_process_locking', 'essex'),)),
+    Option('my_ip', 'str', None,
+           "This host's IP address (the default Glance host).",
+           (_one('DEFAULT', 'my_ip', 'essex'),),
+           sample_default='<host ipv4>'),
+    Option('glance_host', 'str', '$my_ip', 'Default Glance host name or IP.',
+           (_one('DEFAULT', 'glance_host', 'essex', 'icehouse', 'juno'),
+            _one('glance', 'host', 'juno'))),
+    Option('glance_port', 'int', 9292, 'Default Glance port.',
+           (_one('DEFAULT', 'glance_port', 'essex', 'icehouse', 'juno'),
+            _one('glance', 'port', 'juno'))),
+    Option('glance_protocol', 'str', 'http',
+           'Default protocol for Glance: http or https.',
+           (_one('DEFAULT', 'glance_protocol', 'grizzly', 'icehouse', 'juno'),
+            _one('glance', 'protocol', 'juno'))),
+    Option('glance_api_servers', 'list', ['$glance_host:$glance_port'],
+           'Glance API servers as [scheme://]host:port, tried in turn.',
+           (_one('DEFAULT', 'glance_api_servers', 'essex', 'icehouse',
+                 'juno'),
+            _one('glance', 'api_servers', 'juno')),
+           per_release=(('juno', {'default': None}),)),
+    Option('glance_api_insecure', 'bool', False,
+           'Do not verify the Glance server certificate over https.',
+           (_one('DEFAULT', 'glance_api_insecure', 'folsom', 'icehouse',
+                 'juno'),
+            _one('glance', 'api_insecure', 'juno'))),
+    Option('glance_num_retries', 'int', 0,
+           'Retries when downloading an image from Glance.',
+           (_one('DEFAULT', 'glance_num_retries', 'essex', 'icehouse',
+                 'juno'),
+            _one('glance', 'num_retries', 'juno'))),
+)
+
+BY_KEY = {o.key: o for o in OPTIONS}
+
+
+def for_release(release):
+    """The options that existed in ``release``, in declaration order."""
+    return [o for o in OPTIONS if o.spelling_in(release)]

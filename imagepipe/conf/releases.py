@@ -1,0 +1,23 @@
+"""The Nova releases whose option sets imagepipe knows, oldest first.
+
+Option histories (imagepipe.conf.options) name releases from this list; the
+flows for a release are found separately, through stevedore.
+"""
+
+from imagepipe import exception
+
+RELEASES = ('essex', 'folsom', 'grizzly', 'havana', 'icehouse', 'juno')
+
+
+def index(release):
+    """Position of ``release`` in history; ConfigError when unknown."""
+    try:
+        return RELEASES.index(release)
+    except ValueError:
+        raise exception.ConfigError(
+            f'unknown release {release!r}: known releases are '
+            f'{", ".join(RELEASES)}') from None
+
+
+def newest():
+    return RELEASES[-1]

@@ -1,0 +1,54 @@
+"""The effective settings of one release: a JSON snapshot for the factory.
+
+Flow factories must not read global configuration (taskflow calls them again
+on resume, maybe after the files changed), so everything a factory needs is
+resolved here once, into plain JSON stored with the run.
+"""
+
+import os
+
+from imagepipe import exception
+from imagepipe.conf import options
+
+
+def effective_images_type(release, images_type, use_cow_images):
+    """raw, qcow2, lvm (or rbd): what backend the release's Nova used.
+
+    Essex had no images type at all: use_cow_images alone chose an overlay
+    (qcow2) or a copy (raw).
+    """
+    if images_type in (None, 'default'):
+        return 'qcow2' if use_cow_images else 'raw'
+    return images_type
+
+
+def glance_endpoints(values):
+    """Glance API base URLs in the order Nova tried them."""
+    servers = values.get('glance_api_servers')
+    protocol = values.get('glance_protocol') or 'http'
+    if not servers:
+        servers = [f"{values['glance_host']}:{values['glance_port']}"]
+    return [s if '://' in s else f'{protocol}://{s}' for s in servers]
+
+
+def snapshot(rconf):
+    """JSON settings of ``rconf`` (a loader.ReleaseConfig)."""
+    values = {o.key: None for o in options.OPTIONS}
+    for opt in rconf.options:
+        values[opt.key] = rconf.value(opt.key)
+    own = rconf.conf.imagepipe
+    values.update(
+        release=rconf.release,
+        instances_path=os.path.abspath(values['instances_path']),
+        images_type_effective=effective_images_type(
+            rconf.release, values['images_type'], values['use_cow_images']),
+        glance_endpoints=glance_endpoints(values),
+        connection=own.connection,
+        download_retries=own.download_retries,
+    )
+    if (values['images_type_effective'] == 'lvm'
+            and not values['images_volume_group']):
+        raise exception.ConfigError(
+            'images_type is lvm but no images_volume_group is set: Nova '
+            'refused to start the LVM backend without one')
+    return values

@@ -1,0 +1,105 @@
+"""The contract every imagepipe task keeps, and the plan it describes.
+
+A task is a pure function of plain JSON inputs. The flow factory passes the
+values it knows when it builds the flow (paths, sizes, release switches) as
+taskflow ``inject``; values only known while running (what the download turned
+out to be) come from earlier tasks' results, wired with ``rebind``. Every task
+provides its result under its own name, so a result is found by task name.
+
+``execute`` is idempotent (it may run again after a crash inside it) and
+``revert`` removes only what the task made, deriving every path from its
+arguments or its result, never from ``self``; it may receive a ``Failure`` as
+``result`` and may run twice.
+
+``describe()`` renders the same arguments into what the plan shows, without
+touching the disk: values that only a run can know appear as placeholders.
+"""
+
+import os
+
+from taskflow import task
+
+
+class Pending(dict):
+    """Stands in for an earlier task's result when a plan is drawn.
+
+    Any key reads as ``<key of producer>``, so the code that builds a command
+    line from a result builds the plan's command line too.
+    """
+
+    def __init__(self, producer):
+        super().__init__()
+        self.producer = producer
+
+    def __missing__(self, key):
+        return f'<{key} of {self.producer}>'
+
+    def get(self, key, default=None):
+        return self[key]
+
+
+class ImageTask(task.Task):
+    """Base class: explicit name, JSON inputs, a description for the plan.
+
+    Subclasses set ``source`` (the Nova function the step stands for) and
+    implement ``preview(**args)`` returning a dict with any of ``command``
+    (argv list or None; a list of argv lists when the step runs several),
+    ``creates``, ``removes`` and ``notes`` lists.
+
+    A task that works under one of Nova's locks receives it as the injected
+    ``lock`` argument (see :mod:`imagepipe.tasks.locks`).
+    """
+
+    source = None
+    notes = ()
+
+    def __init__(self, name, inject=None, wire=None, notes=()):
+        super().__init__(name=name, provides=name, inject=inject or {},
+                         rebind=dict(wire or {}))
+        self.wire = dict(wire or {})
+        self.extra_notes = tuple(notes)
+
+    def preview(self, **args):
+        return {}
+
+    def describe(self):
+        """What this step will do, as the plan shows it."""
+        args = dict(self.inject)
+        for arg, producer in self.wire.items():
+            args[arg] = Pending(producer)
+        shown = self.preview(**args)
+        return {
+            'name': self.name,
+            'command': shown.get('command'),
+            'source': self.source,
+            'notes': list(self.notes) + list(shown.get('notes', ()))
+            + list(self.extra_notes),
+            'creates': list(shown.get('creates', ())),
+            'removes': list(shown.get('removes', ())),
+            'lock': (self.inject.get('lock') or {}).get('name'),
+        }
+
+
+def remove(path):
+    """Delete ``path`` if it exists; True when something was removed."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def fsync_path(path):
+    """Flush a file or directory to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp, final):
+    """Atomically move a finished ``tmp`` file to ``final``, durably."""
+    fsync_path(tmp)
+    os.rename(tmp, final)
+    fsync_path(os.path.dirname(final) or '.')

@@ -1,0 +1,79 @@
+"""Nova's image locks, held across the tasks of one locked section.
+
+Nova took ``[X $hex]`` around the whole of fetch_to_raw, which imagepipe splits
+into several tasks (fetch, inspect, convert, publish). The first task of a
+section acquires the lock and the last one (or a revert) releases it; every
+task in between calls :func:`hold` again, so a process that resumes a run in
+the middle of a section takes the lock before it touches anything. The lock is
+an oslo.concurrency external lock (an fcntl lock file named like Nova's,
+``$instances_path/locks/nova-<name>``), so a crashed holder releases it with
+its process.
+"""
+
+import threading
+
+from oslo_concurrency import lockutils
+
+PREFIX = 'nova-'
+
+_held = {}
+_guard = threading.Lock()
+
+
+def lock_file(name, lock_path):
+    """The lock file Nova used for ``name`` (``/`` becomes ``_``)."""
+    return lockutils._get_lock_path(name, PREFIX, lock_path)
+
+
+def hold(name, lock_path, external=True):
+    """Acquire lock ``name`` unless this process already holds it."""
+    with _guard:
+        if name in _held:
+            return
+    sem = lockutils.internal_lock(name)
+    sem.acquire()
+    ext = None
+    if external:
+        ext = lockutils.external_lock(name, PREFIX, lock_path)
+        ext.acquire()
+    with _guard:
+        _held[name] = (sem, ext)
+
+
+def release(name):
+    """Release lock ``name`` if held; safe to call twice."""
+    with _guard:
+        pair = _held.pop(name, None)
+    if pair is None:
+        return
+    sem, ext = pair
+    if ext is not None:
+        ext.release()
+    sem.release()
+
+
+def enter(lock):
+    """Take the lock a task's ``lock`` argument names (None: no lock).
+
+    ``lock`` is the JSON the flow injects:
+    ``{"name": ..., "path": <lock dir>, "external": bool, "last": bool}``.
+    """
+    if lock:
+        hold(lock['name'], lock['path'], lock.get('external', True))
+
+
+def leave(lock):
+    """After execute: release the lock if this task ends its section."""
+    if lock and lock.get('last'):
+        release(lock['name'])
+
+
+def abandon(lock):
+    """On revert: release the lock whatever the task's place in the section."""
+    if lock:
+        release(lock['name'])
+
+
+def is_held(name):
+    with _guard:
+        return name in _held

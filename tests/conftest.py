@@ -1,0 +1,25 @@
+import pytest
+
+from tests import images
+
+
+@pytest.fixture(scope='session')
+def image_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp('images')
+
+
+@pytest.fixture(scope='session')
+def raw_image(image_dir):
+    """A 64 MiB raw disk with an ext4 filesystem on it."""
+    return images.make_ext4(str(image_dir / 'disk.raw'))
+
+
+@pytest.fixture(scope='session')
+def qcow2_image(image_dir, raw_image):
+    return images.convert(raw_image, str(image_dir / 'disk.qcow2'), 'qcow2')
+
+
+@pytest.fixture(scope='session')
+def compressed_qcow2_image(image_dir, raw_image):
+    return images.convert(raw_image, str(image_dir / 'disk.zqcow2'), 'qcow2',
+                          compress=True)
