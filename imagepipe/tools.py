@@ -70,7 +70,8 @@ def run(*cmd, ok=(0,), prlimit=None):
     require(cmd[0])
     try:
         out, err = processutils.execute(
-            *cmd, env_variables=ENV, check_exit_code=True, prlimit=prlimit)
+            *cmd, env_variables={**os.environ, **ENV}, check_exit_code=True,
+            prlimit=prlimit)
         return 0, out, err
     except processutils.ProcessExecutionError as e:
         code = e.exit_code
@@ -107,10 +108,15 @@ def run_with_progress(*cmd, on_progress):
         raise _failure(cmd, proc.returncode, err)
 
 
-def qemu_img_info(path, fmt=None):
-    """``qemu-img info --output=json`` under prlimit, parsed by oslo.utils."""
+def qemu_img_info_argv(path, fmt=None):
+    """The ``qemu-img info`` command line :func:`qemu_img_info` runs."""
     cmd = ['qemu-img', 'info', '--force-share', '--output=json']
     if fmt:
         cmd += ['-f', fmt]
-    _, out, _ = run(*cmd, path, prlimit=QEMU_IMG_LIMITS)
+    return cmd + [path]
+
+
+def qemu_img_info(path, fmt=None):
+    """``qemu-img info --output=json`` under prlimit, parsed by oslo.utils."""
+    _, out, _ = run(*qemu_img_info_argv(path, fmt), prlimit=QEMU_IMG_LIMITS)
     return imageutils.QemuImgInfo(out, format='json')

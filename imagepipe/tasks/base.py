@@ -62,6 +62,16 @@ class ImageTask(task.Task):
     def preview(self, **args):
         return {}
 
+    def report(self, fraction, **details):
+        """update_progress with details (e.g. ``done``/``total`` bytes).
+
+        taskflow stores the extra keys with the progress and hands them to
+        listeners, which show bytes and rate from them.
+        """
+        self.notifier.notify(task.EVENT_UPDATE_PROGRESS,
+                             {'progress': min(max(fraction, 0.0), 1.0),
+                              **details})
+
     def describe(self):
         """What this step will do, as the plan shows it."""
         args = dict(self.inject)
@@ -96,6 +106,21 @@ def fsync_path(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def ensure_parent(path):
+    """Create the directory ``path`` goes in (Nova's ``mkdir -p``)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
+def flush_and_drop(fd):
+    """Make a written file durable, then drop its pages from the page cache.
+
+    Intermediate files are read once more at most (by a convert or a copy),
+    so keeping them cached only pushes out what the host needs.
+    """
+    os.fdatasync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def publish(tmp, final):

@@ -1,0 +1,41 @@
+"""Where image bytes come from: a local file, an HTTP(S) URL or Glance.
+
+:func:`open_image` turns a reference into an :class:`~base.ImageSource`.
+"""
+
+import os
+import urllib.parse
+import urllib.request
+
+from oslo_utils import uuidutils
+
+from imagepipe import exception
+from imagepipe.sources.file import LocalFile
+from imagepipe.sources.glance import GlanceImage
+from imagepipe.sources.http import HttpImage
+
+GLANCE_SCHEME = 'glance://'
+
+
+def open_image(ref, glance=None):
+    """The source ``ref`` names.
+
+    ``ref`` is a local path, a ``file://``, ``http://`` or ``https://`` URL,
+    ``glance://<id>``, or a bare image id when ``glance`` (``{"api_servers":
+    [...], "token": ...}``) is given.
+    """
+    scheme = urllib.parse.urlsplit(ref).scheme
+    if scheme in ('http', 'https'):
+        return HttpImage(ref)
+    if scheme == 'file':
+        return LocalFile(ref, urllib.request.url2pathname(
+            urllib.parse.urlsplit(ref).path))
+    if ref.startswith(GLANCE_SCHEME) or (
+            glance and uuidutils.is_uuid_like(ref)):
+        if not glance:
+            raise exception.SourceError(
+                f'{ref}: a Glance image needs Glance api_servers')
+        return GlanceImage(ref, ref.removeprefix(GLANCE_SCHEME), glance)
+    if scheme and not os.path.isabs(ref):
+        raise exception.SourceError(f'{ref}: unsupported image reference')
+    return LocalFile(ref, ref)

@@ -1,0 +1,76 @@
+"""An image served over HTTP(S), and the HTTP helpers Glance shares.
+
+No HEAD request is made: the GET response says how long the body is, and a
+``Range: bytes=N-`` request answered 206 continues a partial download while an
+answer of 200 (a server that ignores Range) starts it over.
+"""
+
+import http.client
+import re
+import urllib.error
+import urllib.request
+
+from imagepipe import exception
+from imagepipe.sources import base
+
+#: Seconds a connection may stay silent before the download fails.
+TIMEOUT = 60
+
+_CONTENT_RANGE = re.compile(r'bytes (\d+)-\d+/(\d+|\*)')
+
+_STATUS = {
+    401: 'authentication required',
+    403: 'access forbidden',
+    404: 'not found',
+}
+
+
+class HttpImage(base.ImageSource):
+    supports_range = True
+
+    def read(self, offset=0):
+        return stream(self.ref, open_url(self.ref, offset=offset), offset)
+
+
+def open_url(url, headers=None, offset=0):
+    """GET ``url`` from byte ``offset`` on; SourceError in one line if not.
+
+    A request past the end (416: the partial file is at least as long as the
+    image) is repeated without Range, so the download starts over.
+    """
+    request = urllib.request.Request(url, headers=headers or {})
+    if offset:
+        request.add_header('Range', f'bytes={offset}-')
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code == 416 and offset:
+            return open_url(url, headers)
+        what = _STATUS.get(e.code, e.reason)
+        raise exception.SourceError(
+            f'{url}: {what} (HTTP {e.code})') from None
+    except (OSError, http.client.HTTPException) as e:
+        reason = getattr(e, 'reason', None) or e
+        raise base.Unreachable(f'{url}: unreachable: {reason}') from None
+    if response.status == 204:
+        response.close()
+        raise exception.SourceError(f'{url}: no image data (HTTP 204)')
+    return response
+
+
+def stream(url, response, offset):
+    """The body of ``response`` to a request from ``offset`` as a Stream."""
+    length = response.headers.get('Content-Length')
+    length = int(length) if length else None
+    if response.status != 206:
+        return base.Stream(url, response, 0, length, length)
+    found = _CONTENT_RANGE.match(response.headers.get('Content-Range', ''))
+    if not found or int(found.group(1)) != offset:
+        response.close()
+        raise exception.SourceError(
+            f'{url}: asked for bytes from {offset} on, got Content-Range '
+            f'{response.headers.get("Content-Range")!r}')
+    total = found.group(2)
+    return base.Stream(url, response, offset,
+                       int(total) if total.isdigit() else None, length)

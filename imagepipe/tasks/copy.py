@@ -1,0 +1,85 @@
+"""Copying a cached base (Nova's ``libvirt.utils.copy_image``).
+
+Nova copied the base to the instance disk (Raw backend, or use_cow_images
+False) and, in Essex and Folsom, to a resized base ``$B/<hex>_<G>`` that a
+qcow2 overlay was then laid on.
+"""
+
+import os
+
+from taskflow.types import failure
+
+from imagepipe import tools
+from imagepipe.tasks import base
+from imagepipe.tasks import locks
+
+
+def tmp_name(dest):
+    return dest + '.tmp'
+
+
+def cp_argv(src, dest):
+    """Sparse copy, sharing blocks where the filesystem can (reflink)."""
+    return ['cp', '--sparse=always', '--reflink=auto', src, dest]
+
+
+def _copy(src, dest):
+    tmp = tmp_name(dest)
+    tools.run(*cp_argv(src, tmp))
+    base.publish(tmp, dest)
+    return {'path': dest, 'copied': True, 'size': os.path.getsize(dest)}
+
+
+def _cache_entry_failed(cache_scope, flow_failures):
+    """True when a task inside the entry's rm-on-error scope failed."""
+    return any(name in flow_failures for name in cache_scope)
+
+
+class CopyImage(base.ImageTask):
+    """``cp`` a base to ``dest`` (an instance disk or a resized base).
+
+    ``reuse``: an existing ``dest`` is kept as it is (Nova reused an existing
+    ``<hex>_<G>``). ``cache_scope`` None means ``dest`` is an instance file
+    that revert removes; a list means ``dest`` is a cache entry that revert
+    removes only if it was copied by this run and one of the named tasks
+    (Nova's rm-on-error scope around cp + extend) is among the failures: an
+    empty list keeps it whatever happens (Essex).
+    """
+
+    source = 'libvirt.utils.copy_image'
+    notes = ('Nova ran a plain cp (sparse-aware by default); --reflink=auto '
+             'shares the blocks where the filesystem supports it',)
+
+    def execute(self, src, dest, lock, reuse, cache_scope):
+        locks.enter(lock)
+        try:
+            if reuse and os.path.exists(dest):
+                return {'path': dest, 'copied': False,
+                        'size': os.path.getsize(dest)}
+            base.ensure_parent(dest)
+            return _copy(src, dest)
+        finally:
+            locks.leave(lock)
+
+    def revert(self, dest, lock, cache_scope, result, flow_failures, **_):
+        locks.abandon(lock)
+        base.remove(tmp_name(dest))
+        if cache_scope is None:
+            base.remove(dest)
+        elif (not isinstance(result, failure.Failure) and result['copied']
+              and _cache_entry_failed(cache_scope, flow_failures)):
+            base.remove(dest)
+
+    def preview(self, src, dest, reuse, cache_scope, **_):
+        notes = []
+        if reuse:
+            notes.append(f'skipped if {dest} already exists (reused as is)')
+        if cache_scope is None:
+            notes.append(f'{dest} is removed if the flow fails')
+        elif cache_scope:
+            notes.append(f'{dest} is removed if one of '
+                         f'{", ".join(cache_scope)} fails')
+        else:
+            notes.append(f'{dest} is kept even if the flow fails')
+        return {'command': cp_argv(src, tmp_name(dest)),
+                'creates': [dest], 'notes': notes}

@@ -1,0 +1,118 @@
+"""Recording a disk's format in ``$D/disk.info`` (Havana 2013.2.3+).
+
+Once a format is recorded, Nova trusted it instead of probing the disk again,
+which closed LP#1221190: a guest writing a qcow2 header into its raw disk
+could otherwise make the host open it as qcow2 on the next boot.
+"""
+
+import json
+import os
+
+from oslo_concurrency import lockutils
+
+from imagepipe import exception
+from imagepipe import tools
+from imagepipe.tasks import base
+from imagepipe.tasks import resize
+
+
+def tmp_name(info):
+    return info + '.tmp'
+
+
+def probe(disk):
+    """What qemu-img detects in ``disk``, raw when it cannot tell (Juno)."""
+    try:
+        return tools.qemu_img_info(disk).file_format or 'raw'
+    except exception.ToolFailed:
+        return 'raw'
+
+
+def _read(info):
+    try:
+        with open(info) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    try:
+        entries = json.loads(text) if text.strip() else {}
+    except ValueError:
+        entries = None
+    if not isinstance(entries, dict):
+        raise exception.ImageUnacceptable(
+            f'{info} does not hold a JSON object: refusing to use it')
+    return entries
+
+
+def _write_file(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+
+
+def _write(info, entries, atomic):
+    """One JSON line; ``atomic`` (Juno+) writes a tmp file and renames it."""
+    text = json.dumps(entries)
+    if atomic:
+        _write_file(tmp_name(info), text)
+        base.publish(tmp_name(info), info)
+    else:
+        _write_file(info, text)
+
+
+def _record(info, disk, fmt, atomic):
+    entries = _read(info)
+    known = entries.get(disk)
+    if known not in (None, fmt):
+        raise exception.ImageUnacceptable(
+            f'Attempted overwrite of an existing value in {info}: {disk} is '
+            f'recorded as {known}, not {fmt}')
+    if known is None:
+        entries[disk] = fmt
+        _write(info, entries, atomic)
+    return {'info': info, 'disk': disk, 'format': fmt,
+            'written': known is None}
+
+
+def _forget(info, disk, atomic):
+    entries = _read(info)
+    if entries.pop(disk, None) is None:
+        return
+    if entries:
+        _write(info, entries, atomic)
+    else:
+        base.remove(info)
+
+
+class RecordDiskFormat(base.ImageTask):
+    """Add ``{disk: format}`` to disk.info; ``format`` None probes the disk.
+
+    The same value already recorded is fine (a re-run); a different one is
+    refused. Revert removes the disk's entry whoever wrote it: the disk it
+    describes is being removed by the same revert. Writes are serialized per
+    file by an in-process lock, as in Nova.
+    """
+
+    source = 'imagebackend.Image.resolve_driver_format'
+
+    def execute(self, info, disk, format, atomic):
+        base.ensure_parent(info)
+        with lockutils.lock(info):
+            fmt = format if format is not None else probe(disk)
+            return _record(info, disk, fmt, atomic)
+
+    def revert(self, info, disk, atomic, **_):
+        with lockutils.lock(info):
+            base.remove(tmp_name(info))
+            _forget(info, disk, atomic)
+
+    def preview(self, info, disk, format, atomic, **_):
+        how = ('written to disk.info.tmp, then renamed (Juno+)' if atomic
+               else 'rewritten in place (Icehouse)')
+        entry = json.dumps({disk: resize.shown_format(format)})
+        notes = [f'records {entry} in {info}: {how}',
+                 'a different format already recorded for the disk is '
+                 'refused']
+        if format is None:
+            notes.append('raw when qemu-img cannot tell the format')
+        return {'command': None, 'creates': [info], 'notes': notes}

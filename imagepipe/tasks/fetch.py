@@ -1,0 +1,209 @@
+"""Fetch: stream an image from its source into ``$B/$hex.part``.
+
+Nova's ``images.fetch`` downloaded through the Glance client into the
+``.part`` file, inside the caller's ``[X $hex]`` lock, and deleted the part on
+any error. imagepipe does the same in-process, with three things Nova did not
+do: chunks of zeros become holes (a raw image stays sparse), a ``.part`` left
+by a crash is continued with a Range request, and the length and checksum the
+source declares are verified while the bytes go by.
+"""
+
+import contextlib
+import errno
+import hashlib
+import os
+import queue
+import threading
+
+from oslo_utils import fileutils
+
+from imagepipe import exception
+from imagepipe import sources
+from imagepipe.sources.base import CHUNK_SIZE
+from imagepipe.tasks import locks
+from imagepipe.tasks.base import ImageTask
+from imagepipe.tasks.base import ensure_parent
+from imagepipe.tasks.base import flush_and_drop
+from imagepipe.tasks.base import remove
+
+#: At most this many progress reports per download.
+PROGRESS_STEPS = 100
+
+_ZEROS = bytes(CHUNK_SIZE)
+
+
+class Fetch(ImageTask):
+    """Download the image unless ``base`` is cached; result names the file."""
+
+    source = 'images.fetch'
+
+    def execute(self, image, glance, part, base, lock):
+        locks.enter(lock)
+        if os.path.exists(base):
+            return {'cached': True, 'path': base}
+        src = sources.open_image(image, glance)
+        ensure_parent(part)
+        with fileutils.remove_path_on_error(part):
+            size = download(src, part, self.report)
+        return {'cached': False, 'path': part, 'size': size,
+                'disk_format': src.disk_format,
+                'checksum': list(src.checksum) if src.checksum else None}
+
+    def revert(self, result, part, lock, **kwargs):
+        remove(part)
+        locks.abandon(lock)
+
+    def preview(self, image, part, base, **args):
+        return {
+            'command': ['GET', image, '-o', part],
+            'creates': [part],
+            'notes': [
+                f'skipped when {base} exists (checked inside the lock)',
+                'downloaded in-process: chunks of zeros left as holes, '
+                'a partial .part continued with a Range request, size and '
+                'checksum verified when the source declares them',
+            ],
+        }
+
+
+def download(source, part, on_progress):
+    """Write ``source`` into ``part`` durably; return its verified length."""
+    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with source.read(_resume_point(source, fd)) as stream:
+            end = _receive(source, stream, fd, _Progress(
+                on_progress, source.size or stream.total))
+        flush_and_drop(fd)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise exception.NoSpace(
+                f'{part}: no space left on device') from None
+        raise
+    finally:
+        os.close(fd)
+    return end
+
+
+def _resume_point(source, fd):
+    """How many bytes of the part to keep: all, if the source can go on."""
+    have = os.fstat(fd).st_size
+    if source.supports_range and (source.size is None or have <= source.size):
+        return have
+    return 0
+
+
+def _receive(source, stream, fd, progress):
+    """Write the stream after what the part holds; return the final length.
+
+    The part is cut to where the stream starts first (a server may ignore the
+    Range request and start over), so a skipped chunk of zeros never leaves
+    old bytes behind. The kept prefix is hashed again, once, so the checksum
+    covers the whole image.
+    """
+    os.ftruncate(fd, stream.offset)
+    hashing = _Hasher(source.checksum[0]) if source.checksum else None
+    with hashing or contextlib.nullcontext():
+        if hashing:
+            for chunk in _read_back(fd, stream.offset):
+                hashing.update(chunk)
+        end = stream.offset
+        for chunk in stream:
+            if hashing:
+                hashing.update(chunk)
+            if not _is_zero(chunk):
+                _pwrite(fd, chunk, end)
+            end += len(chunk)
+            progress(end)
+    os.ftruncate(fd, end)
+    _verify(source, stream, end, hashing)
+    return end
+
+
+def _verify(source, stream, end, hashing):
+    expected = source.size if source.size is not None else stream.total
+    if expected is not None and end != expected:
+        raise exception.ImageUnacceptable(
+            f'{source.ref}: got {end} bytes, the source declared {expected}')
+    if hashing:
+        algo, declared = source.checksum
+        got = hashing.hexdigest()
+        if got != declared.lower():
+            raise exception.ImageUnacceptable(
+                f'{source.ref}: {algo} checksum {got} does not match the '
+                f'declared {declared}')
+
+
+def _is_zero(chunk):
+    # bytes == bytes is one memcmp; comparing memoryviews is far slower.
+    if len(chunk) == CHUNK_SIZE:
+        return chunk == _ZEROS
+    return chunk == bytes(len(chunk))
+
+
+def _pwrite(fd, data, offset):
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _read_back(fd, length):
+    """The first ``length`` bytes of the file, in chunks."""
+    for offset in range(0, length, CHUNK_SIZE):
+        yield os.pread(fd, min(CHUNK_SIZE, length - offset), offset)
+
+
+class _Progress:
+    """Report the fraction done, at most PROGRESS_STEPS times."""
+
+    def __init__(self, report, total):
+        self._report = report
+        self._total = total
+        self._next = 0.0
+
+    def __call__(self, done):
+        if not self._total:
+            return
+        fraction = min(done / self._total, 1.0)
+        if fraction >= self._next:
+            self._report(fraction, done=done, total=self._total)
+            self._next = (int(fraction * PROGRESS_STEPS) + 1) / PROGRESS_STEPS
+
+
+class _Hasher:
+    """Hash chunks in a worker thread, overlapping network and disk.
+
+    hashlib releases the GIL on large updates: hashing md5 in a thread slows a
+    loopback download by about 28%, inline by about 118%. The queue is bounded,
+    so a hash slower than the network holds the download back instead of
+    piling chunks up in memory.
+    """
+
+    def __init__(self, algo):
+        try:
+            self._hash = hashlib.new(algo, usedforsecurity=False)
+        except ValueError:
+            raise exception.SourceError(
+                f'unsupported checksum algorithm {algo!r}') from None
+        self._queue = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self):
+        while (chunk := self._queue.get()) is not None:
+            self._hash.update(chunk)
+
+    def update(self, chunk):
+        self._queue.put(chunk)
+
+    def hexdigest(self):
+        """The digest; only valid after the ``with`` block ended."""
+        return self._hash.hexdigest()

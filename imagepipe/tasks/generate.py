@@ -1,0 +1,91 @@
+"""Generated disks: ephemeral and swap (Nova's ``_create_ephemeral``/swap).
+
+These are not fetched: Nova made an empty raw file of the requested size
+and formatted it, either in the image cache (then overlaid, or reused by the
+next instance of the same size) or directly at the instance's disk.
+"""
+
+import os
+
+from imagepipe import tools
+from imagepipe.tasks import base
+from imagepipe.tasks import locks
+
+
+def tmp_name(target):
+    return target + '.tmp'
+
+
+def ephemeral_argvs(target, size_gb, fs_label, mkfs):
+    """``mkfs`` is the argv head: a tool name or a list like mkfs -t ext3."""
+    head = [mkfs] if isinstance(mkfs, str) else list(mkfs)
+    return [['qemu-img', 'create', '-f', 'raw', target, f'{size_gb}G'],
+            head + ['-F', '-L', fs_label, target]]
+
+
+def swap_argvs(target, size_mb):
+    return [['qemu-img', 'create', '-f', 'raw', target, f'{size_mb}M'],
+            ['mkswap', target]]
+
+
+def _generate(target, reuse, lock, argvs):
+    """Run ``argvs`` (built for the tmp name), then publish the target."""
+    locks.enter(lock)
+    try:
+        created = not (reuse and os.path.exists(target))
+        if created:
+            base.ensure_parent(target)
+            for argv in argvs:
+                tools.run(*argv)
+            base.publish(tmp_name(target), target)
+        return {'path': target, 'created': created,
+                'size': os.path.getsize(target)}
+    finally:
+        locks.leave(lock)
+
+
+def _discard(target, reuse, lock):
+    """Revert: a cache target (``reuse``) stays, an instance disk goes."""
+    locks.abandon(lock)
+    base.remove(tmp_name(target))
+    if not reuse:
+        base.remove(target)
+
+
+def _plan(target, reuse, argvs):
+    note = (f'skipped if {target} already exists; kept if the flow fails'
+            if reuse else f'{target} is removed if the flow fails')
+    return {'command': argvs, 'creates': [target], 'notes': [note]}
+
+
+class CreateEphemeral(base.ImageTask):
+    """An empty raw disk of ``size_gb`` GiB with a labelled filesystem."""
+
+    source = 'libvirt.driver.LibvirtDriver._create_ephemeral'
+
+    def execute(self, target, size_gb, fs_label, mkfs, lock, reuse):
+        return _generate(target, reuse, lock, ephemeral_argvs(
+            tmp_name(target), size_gb, fs_label, mkfs))
+
+    def revert(self, target, lock, reuse, **_):
+        _discard(target, reuse, lock)
+
+    def preview(self, target, size_gb, fs_label, mkfs, reuse, **_):
+        return _plan(target, reuse, ephemeral_argvs(
+            tmp_name(target), size_gb, fs_label, mkfs))
+
+
+class CreateSwap(base.ImageTask):
+    """An empty raw disk of ``size_mb`` MiB formatted as swap."""
+
+    source = 'libvirt.driver.LibvirtDriver._create_swap'
+
+    def execute(self, target, size_mb, lock, reuse):
+        return _generate(target, reuse, lock,
+                         swap_argvs(tmp_name(target), size_mb))
+
+    def revert(self, target, lock, reuse, **_):
+        _discard(target, reuse, lock)
+
+    def preview(self, target, size_mb, reuse, **_):
+        return _plan(target, reuse, swap_argvs(tmp_name(target), size_mb))

@@ -1,0 +1,47 @@
+"""Publish: move the finished image to ``$B/$hex``, ending the locked section.
+
+Nova renamed ``.converted`` (or ``.part`` when no conversion happened) to the
+cache file name; a cache entry, once there, is never rolled back.
+"""
+
+import os
+
+from imagepipe import exception
+from imagepipe.tasks import locks
+from imagepipe.tasks.base import ImageTask
+from imagepipe.tasks.base import publish
+
+
+class Publish(ImageTask):
+    """Rename the image into the cache; result names the cached file."""
+
+    source = 'images.fetch_to_raw'
+
+    def execute(self, image, base, lock):
+        locks.enter(lock)
+        try:
+            path = image['path']
+            if path != base:
+                if os.path.exists(path):
+                    publish(path, base)
+                elif not os.path.exists(base):
+                    raise exception.RunError(
+                        f'cannot publish {path}: neither it nor {base} '
+                        'exists')
+        finally:
+            locks.leave(lock)
+        return {'path': base, 'format': image['format']}
+
+    def revert(self, result, lock, **kwargs):
+        locks.abandon(lock)
+
+    def preview(self, image, base, **args):
+        return {
+            'command': None,
+            'creates': [base],
+            'removes': [image['path']],
+            'notes': [f'mv {os.path.basename(image["path"])} '
+                      f'{os.path.basename(base)} (in-process rename, '
+                      'then the directory is flushed); nothing to do when '
+                      'the image came from the cache'],
+        }

@@ -1,0 +1,172 @@
+import filecmp
+import json
+import os
+
+import pytest
+from taskflow import engines
+from taskflow import task
+from taskflow.patterns import linear_flow
+from taskflow.types import failure
+
+from imagepipe.tasks import copy
+from imagepipe.tasks import locks
+from imagepipe.tasks import resize
+from tests import images
+
+MiB = images.MiB
+FAILED = failure.Failure.from_exception(RuntimeError('x'))
+
+
+class Boom(task.Task):
+    def execute(self):
+        raise RuntimeError('boom')
+
+
+def args(src, dest, reuse=False, cache_scope=None, lock=None):
+    return {'src': src, 'dest': dest, 'lock': lock, 'reuse': reuse,
+            'cache_scope': cache_scope}
+
+
+def run(src, dest, **kw):
+    return copy.CopyImage('copy').execute(**args(src, dest, **kw))
+
+
+def revert(src, dest, result, flow_failures, **kw):
+    copy.CopyImage('copy').revert(result=result,
+                                  flow_failures=flow_failures,
+                                  **args(src, dest, **kw))
+
+
+def test_copy_is_sparse_and_identical(raw_image, tmp_path):
+    dest = str(tmp_path / 'disk')
+
+    result = run(raw_image, dest)
+
+    assert result == {'path': dest, 'copied': True, 'size': 64 * MiB}
+    assert filecmp.cmp(raw_image, dest, shallow=False)
+    assert images.allocated(dest) < 16 * MiB
+    assert images.allocated(dest) <= images.allocated(raw_image) + MiB
+    assert not os.path.exists(dest + '.tmp')
+    assert json.loads(json.dumps(result)) == result
+
+
+def test_reuse_keeps_an_existing_destination(raw_image, tmp_path):
+    dest = tmp_path / 'abc_1'
+    dest.write_bytes(b'resized earlier')
+
+    result = run(raw_image, str(dest), reuse=True, cache_scope=['copy'])
+
+    assert result == {'path': str(dest), 'copied': False, 'size': 15}
+    assert dest.read_bytes() == b'resized earlier'
+
+
+def test_execute_again_after_a_crash(raw_image, tmp_path):
+    dest = tmp_path / 'disk'
+    (tmp_path / 'disk.tmp').write_bytes(b'partial')
+    dest.write_bytes(b'stale')
+
+    run(raw_image, str(dest))
+    result = run(raw_image, str(dest))
+
+    assert result['copied'] and filecmp.cmp(raw_image, dest, shallow=False)
+    assert not (tmp_path / 'disk.tmp').exists()
+
+
+def test_revert_of_an_instance_disk_removes_it(raw_image, tmp_path):
+    dest = str(tmp_path / 'disk')
+    result = run(raw_image, dest)
+    open(dest + '.tmp', 'w').close()
+
+    for outcome in (result, FAILED):
+        revert(raw_image, dest, outcome, {'later': FAILED})
+
+    assert not os.path.exists(dest) and not os.path.exists(dest + '.tmp')
+
+
+@pytest.mark.parametrize('scope, failed, copied, kept', [
+    (['copy', 'extend'], 'extend', True, False),
+    (['copy', 'extend'], 'overlay', True, True),
+    (['copy', 'extend'], 'extend', False, True),
+    ([], 'copy', True, True),
+])
+def test_revert_of_a_cache_entry_follows_its_scope(tmp_path, scope, failed,
+                                                   copied, kept):
+    dest = tmp_path / 'abc_1'
+    dest.write_bytes(b'entry')
+    (tmp_path / 'abc_1.tmp').write_bytes(b'partial')
+    result = {'path': str(dest), 'copied': copied, 'size': 5}
+
+    for _ in range(2):
+        revert('/base', str(dest), result, {failed: FAILED},
+               cache_scope=scope)
+
+    assert dest.exists() == kept
+    assert not (tmp_path / 'abc_1.tmp').exists()
+
+
+def test_revert_of_a_failed_copy_keeps_the_cache_entry(tmp_path):
+    dest = tmp_path / 'abc_1'
+    dest.write_bytes(b'someone else made this')
+
+    revert('/base', str(dest), FAILED, {'copy': FAILED}, cache_scope=['copy'])
+
+    assert dest.exists()
+
+
+def test_lock_held_until_the_section_ends(raw_image, tmp_path):
+    lock = {'name': 'abc', 'path': str(tmp_path), 'last': False}
+    dest = str(tmp_path / 'disk')
+
+    run(raw_image, dest, lock=lock)
+    assert locks.is_held('abc')
+    run(raw_image, dest, lock={**lock, 'last': True})
+    assert not locks.is_held('abc')
+    run(raw_image, dest, lock=lock)
+    revert(raw_image, dest, FAILED, {'copy': FAILED}, lock=lock)
+    assert not locks.is_held('abc')
+
+
+def run_flow(*tasks):
+    with pytest.raises(RuntimeError, match='boom'):
+        engines.run(linear_flow.Flow('f').add(*tasks))
+
+
+def test_engine_keeps_a_cache_entry_when_a_later_step_fails(raw_image,
+                                                             tmp_path):
+    dest = str(tmp_path / 'abc_1')
+    scope = ['copy-base', 'resize-base', 'resize-fs-base']
+
+    run_flow(
+        copy.CopyImage('copy-base', inject=args(raw_image, dest,
+                                                cache_scope=scope)),
+        resize.ResizeImage('resize-base', inject={
+            'path': dest, 'size': 80 * MiB, 'format': 'raw', 'lock': None}),
+        resize.ResizeFilesystem('resize-fs-base', inject={
+            'path': dest, 'variant': 'blind', 'lock': None},
+            wire={'resize': 'resize-base'}),
+        Boom('overlay'))
+
+    assert images.info(dest)['virtual-size'] == 80 * MiB
+
+
+def test_engine_removes_a_cache_entry_when_its_scope_fails(raw_image,
+                                                           tmp_path):
+    dest = str(tmp_path / 'abc_1')
+
+    run_flow(
+        copy.CopyImage('copy-base', inject=args(
+            raw_image, dest, cache_scope=['copy-base', 'resize-base'])),
+        Boom('resize-base'))
+
+    assert not os.path.exists(dest)
+
+
+def test_plan_shows_the_copy_into_a_temporary_name():
+    shown = copy.CopyImage('copy', inject=args(
+        '/b/abc', '/b/abc_1', reuse=True, cache_scope=['copy'])).describe()
+
+    assert shown['command'] == ['cp', '--sparse=always', '--reflink=auto',
+                                '/b/abc', '/b/abc_1.tmp']
+    assert shown['creates'] == ['/b/abc_1']
+    assert shown['source'] == 'libvirt.utils.copy_image'
+    assert any('removed if one of copy fails' in n for n in shown['notes'])

@@ -1,0 +1,118 @@
+import json
+import os
+
+import pytest
+from taskflow.types import failure
+
+from imagepipe import exception
+from imagepipe.tasks import diskinfo
+
+FAILED = failure.Failure.from_exception(RuntimeError('x'))
+
+
+def args(info, disk, fmt='raw', atomic=True):
+    return {'info': str(info), 'disk': str(disk), 'format': fmt,
+            'atomic': atomic}
+
+
+def record(*a, **kw):
+    return diskinfo.RecordDiskFormat('disk-info').execute(**args(*a, **kw))
+
+
+def forget(*a, result=None, **kw):
+    diskinfo.RecordDiskFormat('disk-info').revert(
+        result=result, flow_failures={}, **args(*a, **kw))
+
+
+def content(info):
+    with open(info) as f:
+        text = f.read()
+    assert text.count('\n') == 0
+    return json.loads(text)
+
+
+def test_records_one_json_line(tmp_path):
+    info, disk = tmp_path / 'disk.info', tmp_path / 'disk'
+
+    result = record(info, disk, 'qcow2')
+
+    assert result == {'info': str(info), 'disk': str(disk),
+                      'format': 'qcow2', 'written': True}
+    assert content(info) == {str(disk): 'qcow2'}
+    assert oct(os.stat(info).st_mode & 0o777) == '0o644'
+    assert not os.path.exists(str(info) + '.tmp')
+    assert json.loads(json.dumps(result)) == result
+
+
+def test_probes_the_disk_and_falls_back_to_raw(tmp_path, qcow2_image):
+    info = tmp_path / 'disk.info'
+
+    assert record(info, qcow2_image, None)['format'] == 'qcow2'
+    assert record(info, tmp_path / 'missing', None)['format'] == 'raw'
+    assert content(info) == {qcow2_image: 'qcow2',
+                             str(tmp_path / 'missing'): 'raw'}
+
+
+@pytest.mark.parametrize('atomic, same_inode', [(True, False),
+                                                (False, True)])
+def test_atomic_rename_or_in_place(tmp_path, atomic, same_inode):
+    info = tmp_path / 'disk.info'
+    record(info, tmp_path / 'disk', atomic=atomic)
+    inode = os.stat(info).st_ino
+
+    record(info, tmp_path / 'disk.local', atomic=atomic)
+
+    assert (os.stat(info).st_ino == inode) == same_inode
+    assert len(content(info)) == 2
+
+
+def test_same_value_again_is_idempotent(tmp_path):
+    info, disk = tmp_path / 'disk.info', tmp_path / 'disk'
+    record(info, disk)
+    mtime = os.stat(info).st_mtime_ns
+
+    again = record(info, disk)
+
+    assert again['written'] is False
+    assert os.stat(info).st_mtime_ns == mtime
+
+
+def test_refuses_to_overwrite_a_different_value(tmp_path):
+    info, disk = tmp_path / 'disk.info', tmp_path / 'disk'
+    record(info, disk, 'raw')
+
+    with pytest.raises(exception.ImageUnacceptable,
+                       match='Attempted overwrite of an existing value'):
+        record(info, disk, 'qcow2')
+    assert content(info) == {str(disk): 'raw'}
+
+
+def test_refuses_a_file_that_is_not_a_json_object(tmp_path):
+    info = tmp_path / 'disk.info'
+    info.write_text('[1, 2]')
+
+    with pytest.raises(exception.ImageUnacceptable, match='JSON object'):
+        record(info, tmp_path / 'disk')
+
+
+def test_revert_removes_our_entry_then_the_file(tmp_path):
+    info = tmp_path / 'disk.info'
+    record(info, tmp_path / 'disk')
+    record(info, tmp_path / 'disk.local')
+
+    forget(info, tmp_path / 'disk', result=FAILED)
+    assert content(info) == {str(tmp_path / 'disk.local'): 'raw'}
+
+    for _ in range(2):
+        forget(info, tmp_path / 'disk.local')
+    assert not info.exists()
+
+
+def test_plan_shows_the_entry():
+    shown = diskinfo.RecordDiskFormat('disk-info', inject=args(
+        '/i/disk.info', '/i/disk', None, atomic=False)).describe()
+
+    assert shown['command'] is None
+    assert shown['creates'] == ['/i/disk.info']
+    assert shown['notes'][0] == ('records {"/i/disk": "<probed format>"} in '
+                                 '/i/disk.info: rewritten in place (Icehouse)')

@@ -1,0 +1,207 @@
+import json
+import os
+import shutil
+
+import pytest
+from taskflow.types import failure
+
+from imagepipe import exception
+from imagepipe.tasks import locks
+from imagepipe.tasks.fetch import Fetch
+from imagepipe.tasks.inspect import Inspect
+from tests import images
+
+MiB = images.MiB
+
+VMDK_FLAT_HOST_FILE = '''# Disk DescriptorFile
+version=1
+CID=fffffffe
+parentCID=ffffffff
+createType="monolithicFlat"
+
+# Extent description
+RW 2048 FLAT "/etc/hostname" 0
+
+# The Disk Data Base
+#DDB
+ddb.virtualHWVersion = "4"
+'''
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory, raw_image):
+    """Images an inspection must refuse, by name."""
+    d = tmp_path_factory.mktemp('hostile')
+    made = {}
+    made['backing'] = str(d / 'backing.qcow2')
+    images.sh('qemu-img', 'create', '-q', '-f', 'qcow2', '-b', raw_image,
+              '-F', 'raw', made['backing'])
+    made['data_file'] = str(d / 'datafile.qcow2')
+    images.sh('qemu-img', 'create', '-q', '-f', 'qcow2', '-o',
+              f'data_file={d / "data.bin"}', made['data_file'], '1M')
+    made['vmdk_flat'] = str(d / 'flat.vmdk')
+    (d / 'flat.vmdk').write_text(VMDK_FLAT_HOST_FILE)
+    full = images.make_ext4(str(d / 'random.raw'), 16,
+                            {'random.bin': os.urandom(3 * MiB)})
+    big = images.convert(full, str(d / 'random.qcow2'), 'qcow2')
+    made['truncated'] = str(d / 'truncated.qcow2')
+    with open(big, 'rb') as src, open(made['truncated'], 'wb') as dst:
+        dst.write(src.read(300 * 1000))
+    made['vmdk_sparse'] = images.convert(raw_image, str(d / 'sparse.vmdk'),
+                                         'vmdk')
+    made['gpt'] = str(d / 'gpt.raw')
+    with open(made['gpt'], 'wb') as f:
+        f.truncate(4 * MiB)
+    images.sh('sh', '-c', f"printf 'label: gpt\\n,,L\\n' | "
+              f"sfdisk -q {made['gpt']}")
+    return made
+
+
+@pytest.fixture
+def cache(tmp_path):
+    base_dir = tmp_path / '_base'
+    base_dir.mkdir()
+    return {'part': str(base_dir / 'abc.part'), 'base': str(base_dir / 'abc'),
+            'dir': base_dir}
+
+
+@pytest.fixture
+def lock(tmp_path):
+    spec = {'name': 'abc', 'path': str(tmp_path / 'locks'), 'external': True,
+            'last': False}
+    yield spec
+    locks.release(spec['name'])
+
+
+def fetch_then_inspect(image, cache, lock=None, **args):
+    """Fetch ``image`` and inspect it; on rejection revert both tasks."""
+    fetch_args = {'image': image, 'glance': None, 'part': cache['part'],
+                  'base': cache['base'], 'lock': lock}
+    fetched = Fetch('fetch').execute(**fetch_args)
+    inspect_args = {'fetched': fetched, 'part': cache['part'],
+                    'base': cache['base'], 'max_size': None,
+                    'expected_format': None, 'vmdk_allowed_types': None,
+                    'lock': lock, **args}
+    try:
+        return Inspect('inspect').execute(**inspect_args)
+    except Exception as e:
+        failed = failure.Failure.from_exception(e)
+        Inspect('inspect').revert(result=failed, **inspect_args)
+        Fetch('fetch').revert(result=fetched, **fetch_args)
+        raise
+
+
+def test_qcow2(qcow2_image, cache):
+    result = fetch_then_inspect(qcow2_image, cache)
+    assert result == {'cached': False, 'path': cache['part'],
+                      'format': 'qcow2', 'virtual_size': 64 * MiB,
+                      'cluster_size': 65536}
+    assert json.loads(json.dumps(result)) == result
+
+
+def test_compressed_qcow2_declared(compressed_qcow2_image, cache):
+    result = fetch_then_inspect(compressed_qcow2_image, cache,
+                                expected_format='qcow2')
+    assert result['format'] == 'qcow2'
+
+
+def test_raw(raw_image, cache):
+    result = fetch_then_inspect(raw_image, cache, expected_format='raw')
+    assert (result['format'], result['virtual_size']) == ('raw', 64 * MiB)
+
+
+def test_gpt_declared_raw(hostile, cache):
+    result = fetch_then_inspect(hostile['gpt'], cache, expected_format='raw')
+    assert result['format'] == 'raw'
+
+
+def test_vmdk_allowed_by_default(hostile, cache):
+    assert fetch_then_inspect(hostile['vmdk_sparse'], cache)['format'] == \
+        'vmdk'
+
+
+def test_cached_base_is_only_measured(qcow2_image, cache, lock):
+    shutil.copy(qcow2_image, cache['base'])
+    result = Inspect('inspect').execute(
+        fetched={'cached': True, 'path': cache['base']}, part=cache['part'],
+        base=cache['base'], max_size=None, expected_format='raw',
+        vmdk_allowed_types=None, lock=lock)
+    assert result == {'cached': True, 'path': cache['base'],
+                      'format': 'qcow2', 'virtual_size': 64 * MiB,
+                      'cluster_size': 65536}
+    assert locks.is_held('abc')
+
+
+def test_cached_base_larger_than_flavor(qcow2_image, cache):
+    shutil.copy(qcow2_image, cache['base'])
+    with pytest.raises(exception.FlavorDiskTooSmall):
+        Inspect('inspect').execute(
+            fetched={'cached': True, 'path': cache['base']},
+            part=cache['part'], base=cache['base'], max_size=MiB,
+            expected_format=None, vmdk_allowed_types=None, lock=None)
+    assert os.path.exists(cache['base'])
+
+
+@pytest.mark.parametrize('name, args, reason', [
+    ('backing', {}, r'safety check \(backing_file\)'),
+    ('data_file', {}, r'safety check \(data_file\)'),
+    ('vmdk_flat', {}, r'safety check \(descriptor\)'),
+    ('truncated', {}, r'qemu-img check exit status 2: [1-9]\d* corruptions'),
+    ('vmdk_sparse', {'vmdk_allowed_types': ['streamOptimized']},
+     'Invalid VMDK create-type specified: monolithicSparse'),
+    ('vmdk_sparse', {'vmdk_allowed_types': []},
+     'Invalid VMDK create-type specified'),
+])
+def test_hostile_rejected(hostile, cache, lock, name, args, reason):
+    with pytest.raises(exception.ImageUnacceptable, match=reason) as err:
+        fetch_then_inspect(hostile[name], cache, lock, **args)
+    assert cache['part'] in str(err.value) and '\n' not in str(err.value)
+    assert os.listdir(cache['dir']) == []
+    assert not locks.is_held('abc')
+
+
+def test_qcow2_declared_raw(qcow2_image, cache, lock):
+    with pytest.raises(exception.ImageUnacceptable,
+                       match='content is qcow2 but the disk_format is raw'):
+        fetch_then_inspect(qcow2_image, cache, lock, expected_format='raw')
+    assert os.listdir(cache['dir']) == []
+    assert not locks.is_held('abc')
+
+
+def test_declared_format_from_fetch_result(qcow2_image, cache):
+    fetched = {'cached': False, 'path': cache['part'], 'disk_format': 'raw'}
+    shutil.copy(qcow2_image, cache['part'])
+    with pytest.raises(exception.ImageUnacceptable,
+                       match='content is qcow2 but the disk_format is raw'):
+        Inspect('inspect').execute(
+            fetched=fetched, part=cache['part'], base=cache['base'],
+            max_size=None, expected_format=None, vmdk_allowed_types=None,
+            lock=None)
+
+
+def test_declared_format_without_inspector(raw_image, cache):
+    with pytest.raises(exception.ImageUnacceptable,
+                       match='disk_format ploop has no inspector'):
+        fetch_then_inspect(raw_image, cache, expected_format='ploop')
+
+
+def test_larger_than_flavor(qcow2_image, cache, lock):
+    with pytest.raises(exception.FlavorDiskTooSmall,
+                       match=f'image virtual size {64 * MiB} bytes is larger '
+                       f"than the flavor's root disk {32 * MiB} bytes"):
+        fetch_then_inspect(qcow2_image, cache, lock, max_size=32 * MiB)
+    assert os.listdir(cache['dir']) == []
+    assert not locks.is_held('abc')
+
+
+def test_describe():
+    task = Inspect('inspect', inject={
+        'part': '$B/h.part', 'base': '$B/h', 'max_size': 2**30,
+        'expected_format': None, 'vmdk_allowed_types': None, 'lock': None},
+        wire={'fetched': 'fetch'})
+    shown = task.describe()
+    assert shown['command'][1] == ['qemu-img', 'check', '--output=json',
+                                   '-f', 'qcow2', '$B/h.part']
+    assert shown['command'][0][:2] == ['qemu-img', 'info']
+    assert any(str(2**30) in note for note in shown['notes'])
+    assert json.loads(json.dumps(shown)) == shown

@@ -1,0 +1,102 @@
+import json
+import os
+
+import pytest
+from taskflow.types import failure
+
+from imagepipe.tasks import locks
+from imagepipe.tasks import overlay
+from tests import images
+
+MiB = images.MiB
+FAILED = failure.Failure.from_exception(RuntimeError('x'))
+
+
+def args(base, disk, base_format=None, cluster_size=None, size=None,
+         lock=None):
+    return {'base': base, 'disk': disk, 'base_format': base_format,
+            'cluster_size': cluster_size, 'size': size, 'lock': lock}
+
+
+def create(*a, **kw):
+    return overlay.CreateOverlay('overlay').execute(**args(*a, **kw))
+
+
+@pytest.fixture(scope='module')
+def qcow2_base(tmp_path_factory, raw_image):
+    """A qcow2 base with 128 KiB clusters, to see them inherited."""
+    path = str(tmp_path_factory.mktemp('base') / 'base.qcow2')
+    images.sh('qemu-img', 'convert', '-O', 'qcow2', '-o',
+              'cluster_size=131072', raw_image, path)
+    return path
+
+
+def test_overlay_on_a_probed_raw_base(raw_image, tmp_path):
+    disk = str(tmp_path / 'disk')
+
+    result = create(raw_image, disk, cluster_size='inherit')
+
+    info = images.info(disk)
+    assert result == {'path': disk, 'backing_file': raw_image,
+                      'backing_format': 'raw', 'virtual_size': 64 * MiB}
+    assert info['format'] == 'qcow2'
+    assert info['backing-filename'] == raw_image
+    assert info['backing-filename-format'] == 'raw'
+    assert info['cluster-size'] == 65536
+    assert info['virtual-size'] == 64 * MiB
+    images.sh('qemu-img', 'compare', raw_image, disk)
+    assert json.loads(json.dumps(result)) == result
+
+
+@pytest.mark.parametrize('choice, expected', [
+    ('inherit', 131072), ('2M', 2 * MiB), (None, 65536)])
+def test_cluster_size(qcow2_base, tmp_path, choice, expected):
+    disk = str(tmp_path / 'disk')
+
+    create(qcow2_base, disk, base_format='qcow2', cluster_size=choice)
+
+    info = images.info(disk)
+    assert info['cluster-size'] == expected
+    assert info['backing-filename-format'] == 'qcow2'
+
+
+def test_size_and_relative_base(raw_image, tmp_path, monkeypatch):
+    monkeypatch.chdir(os.path.dirname(raw_image))
+    disk = str(tmp_path / 'disk')
+
+    result = create(os.path.basename(raw_image), disk, size=96 * MiB)
+
+    assert result['backing_file'] == raw_image
+    assert images.info(disk)['virtual-size'] == 96 * MiB
+    assert images.info(disk)['full-backing-filename'] == raw_image
+
+
+def test_execute_again_and_revert(raw_image, tmp_path):
+    lock = {'name': 'ov', 'path': str(tmp_path), 'last': False}
+    disk = str(tmp_path / 'disk')
+    open(disk + '.tmp', 'w').close()
+
+    create(raw_image, disk, lock=lock)
+    result = create(raw_image, disk, lock=lock)
+    assert result['virtual_size'] == 64 * MiB
+    assert not os.path.exists(disk + '.tmp')
+
+    task = overlay.CreateOverlay('overlay')
+    for outcome in (result, FAILED):
+        task.revert(result=outcome, flow_failures={}, **args(
+            raw_image, disk, lock=lock))
+    assert not os.path.exists(disk)
+    assert os.path.exists(raw_image)
+    assert not locks.is_held('ov')
+
+
+def test_plan_shows_backing_format_and_placeholders():
+    shown = overlay.CreateOverlay('overlay', inject=args(
+        '/b/abc', '/i/disk', cluster_size='inherit')).describe()
+
+    assert shown['command'] == [
+        'qemu-img', 'create', '-f', 'qcow2', '-o',
+        'backing_file=/b/abc,backing_fmt=<probed format>,'
+        'cluster_size=<cluster size of the base>', '/i/disk.tmp']
+    assert shown['creates'] == ['/i/disk']
+    assert any('qemu-img >= 6.1' in note for note in shown['notes'])
