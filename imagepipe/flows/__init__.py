@@ -1,0 +1,51 @@
+"""Release flows, found only through the ``imagepipe.flows`` entry points.
+
+:func:`factory` is the one importable factory taskflow stores with every run
+(``flow_detail.meta['factory']``) and calls again on resume; its arguments are
+plain JSON, so the same arguments always rebuild the same graph.
+"""
+
+from stevedore import extension
+
+from imagepipe import exception
+
+NAMESPACE = 'imagepipe.flows'
+FACTORY = 'imagepipe.flows.factory'
+
+_manager = None
+
+
+def _extensions():
+    global _manager
+    if _manager is None:
+        _manager = extension.ExtensionManager(
+            NAMESPACE, invoke_on_load=False,
+            on_load_failure_callback=_load_failed)
+    return _manager
+
+
+def _load_failed(manager, entrypoint, error):
+    raise exception.ConfigError(
+        f'release flow {entrypoint.name} ({entrypoint.value}) cannot be '
+        f'loaded: {error}')
+
+
+def registered():
+    """{name: Release} of every installed release flow, oldest first."""
+    found = {ext.name: ext.plugin for ext in _extensions()}
+    return dict(sorted(found.items(), key=lambda kv: kv[1].date))
+
+
+def get(name):
+    releases = registered()
+    try:
+        return releases[name]
+    except KeyError:
+        raise exception.ConfigError(
+            f'no flow registered for release {name!r}: registered releases '
+            f'are {", ".join(releases)}') from None
+
+
+def factory(release, settings, request):
+    """The flow of ``release`` for ``request`` (both plain JSON)."""
+    return get(release).build(settings, request)

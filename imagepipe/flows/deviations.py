@@ -1,0 +1,92 @@
+"""Every place imagepipe deliberately does not do what Nova's code did.
+
+Nova's bugs that lost or duplicated work, left temporary files behind or let
+hostile images through are not reproduced. The plan shows the relevant line
+in a step's notes; the documentation lists them all from here.
+"""
+
+#: key -> (short note for the plan, reference, explanation for the docs)
+DEVIATIONS = {
+    'fetch-lock-check': (
+        'base existence checked inside the lock',
+        'LP#1298420',
+        'The existence check of the base is always made inside the fetch '
+        'lock. Icehouse checked outside it, so concurrent first boots of one '
+        'image each downloaded it again.'),
+    'essex-locks': (
+        'file locks',
+        'Essex',
+        'Essex locked fetch and copy with in-process semaphores only, so two '
+        'processes could download or copy one image at once; imagepipe '
+        'always uses lock files.'),
+    'part-left': (
+        '.part always removed',
+        'LP#1125068',
+        'The .part download is always removed once converted. Folsom '
+        '2012.2 to 2012.2.3 left it in _base.'),
+    'partial-copy': (
+        'copied to a temporary name, then renamed',
+        'Essex',
+        'A failed copy or resize never leaves a partial <hex>_<GiB> or disk: '
+        'work goes to a temporary name first. Essex reused a partial '
+        'resized base forever.'),
+    'inspection': (
+        'format inspector, qemu-img info and check before use',
+        'OSSA-2024-001',
+        'Every download goes through the format inspector (backing file, '
+        'qcow2 data-file, VMDK extents, format lies), qemu-img info under '
+        'prlimit and, for qcow2, qemu-img check before anything is '
+        'converted. Nova of these releases only refused a backing file.'),
+    'pinned-format': (
+        'format pinned with -f',
+        'LP#1524274',
+        'qemu-img convert and resize get -f with the inspected format. Nova '
+        'let qemu-img probe the format of the file.'),
+    'backing-fmt': (
+        'backing_fmt added',
+        'qemu-img 6.1',
+        'Overlays name their backing format (backing_fmt): qemu-img 6.1 and '
+        'newer refuse a backing file without one.'),
+    'size-check': (
+        'cached base checked too',
+        'LP#1429093',
+        'The virtual size check against the flavor also covers a base '
+        'already in the cache; Juno 2014.2 to 2014.2.3 skipped it.'),
+    'lvm-resize-root': (
+        'filesystem grown as root',
+        'LP#1101137',
+        'The filesystem on a new logical volume is grown as root. Folsom ran '
+        'e2fsck and resize2fs as the nova user, where they failed silently.'),
+    'fallocate-probe': (
+        'probe without -n',
+        'LP#1543181',
+        'Grizzly to Juno probed with "fallocate -n -l 1 <disk>.fallocate_test"'
+        '; util-linux 2.26 and later do not create the missing test file '
+        'under -n, so on a current host the probe always fails and '
+        'preallocate_images=space would silently do nothing. imagepipe '
+        'probes without -n, as Nova does since Mitaka.'),
+    'validated-options': (
+        'values checked at load',
+        'LP#1427092',
+        'Option values are checked when the configuration is read (an '
+        'unknown images_type or volume_clear is an error at once); Nova '
+        'failed at spawn or silently used a default.'),
+    'vfs-probe': (
+        'no mount test of the guest filesystem',
+        'LP#1212734',
+        'Havana to Juno mounted a qcow2 guest filesystem (libguestfs or nbd) '
+        'to test it was partitionless even when resize_fs_using_block_device '
+        'was off; imagepipe does not mount guest filesystems for a test.'),
+    'ephemeral-resized': (
+        'no <name>_<GiB> copy of ephemeral bases',
+        'Folsom',
+        'Folsom also copied generated ephemeral and swap bases to '
+        '<name>_<GiB> in _base; imagepipe overlays the generated base '
+        'directly.'),
+}
+
+
+def note(key):
+    """The short form a plan step shows."""
+    short, ref, _ = DEVIATIONS[key]
+    return f'not as Nova ({ref}): {short}'

@@ -1,0 +1,22 @@
+"""Essex 2012.1.3: no backends yet; use_cow_images alone decides.
+
+=====================  ==============================================
+fetch (lock $hex)      download .part, qemu-img info, convert to raw
+use_cow_images=True    cp base <hex>_<GiB>, qemu-img resize, e2fsck +
+                       resize2fs (failures ignored), overlay on it
+use_cow_images=False   cp base disk, qemu-img resize, e2fsck + resize2fs
+=====================  ==============================================
+
+Nova's locks were in-process semaphores; imagepipe uses lock files.
+"""
+
+from imagepipe.flows import release
+
+RELEASE = release.Release(
+    name='essex', nova_tag='2012.1.3', date='2012-04-05',
+    options=('use_cow_images', 'force_raw_images'),
+    traits=release.Traits(
+        resized_base=True,
+        fs_resize='blind',
+        backends=('raw', 'qcow2'),
+    ))

@@ -1,0 +1,30 @@
+"""Havana 2013.2.4: filesystems are only grown where Nova can tell they fit.
+
+=====================  ==============================================
+fetch (lock $hex)      download .part, qemu-img info, virtual size vs
+                       flavor, convert to raw
+qcow2 (lock $B/$hex)   overlay, qemu-img resize disk; the filesystem only
+                       through nbd with resize_fs_using_block_device
+raw (lock $B/$hex)     cp base disk, qemu-img resize, e2label, then
+                       e2fsck + resize2fs
+lvm (lock $B/$hex)     vgs, lvcreate, qemu-img convert into the LV
+preallocate_images     fallocate -n -l SIZE disk
+disk.info              the disk's format, recorded once (2013.2.3+)
+=====================  ==============================================
+"""
+
+from imagepipe.flows import release
+
+RELEASE = release.Release(
+    name='havana', nova_tag='2013.2.4', date='2013-10-17',
+    options=('use_cow_images', 'force_raw_images', 'libvirt_images_type',
+             'preallocate_images', 'resize_fs_using_block_device'),
+    traits=release.Traits(
+        max_size_check=True,
+        overlay_cluster_size='inherit',
+        extend_overlay=True,
+        overlay_fs_resize='nbd-option',
+        fs_resize='checked',
+        preallocation=True,
+        disk_info='append',
+    ))
