@@ -15,13 +15,14 @@ from oslo_log import log
 
 from imagepipe import exception
 from imagepipe.cmd import config as config_cmd
+from imagepipe.cmd import demo as demo_cmd
 from imagepipe.cmd import plan as plan_cmd
 from imagepipe.cmd import runs as runs_cmd
 from imagepipe.conf import loader
 
 LOG = logging.getLogger('imagepipe')
 
-COMMAND_MODULES = (config_cmd, plan_cmd, runs_cmd)
+COMMAND_MODULES = (demo_cmd, config_cmd, plan_cmd, runs_cmd)
 
 
 class Context:

@@ -72,11 +72,17 @@ class ImageTask(task.Task):
                              {'progress': min(max(fraction, 0.0), 1.0),
                               **details})
 
-    def describe(self):
-        """What this step will do, as the plan shows it."""
+    def describe(self, results=None):
+        """What this step will do, as the plan shows it.
+
+        ``results`` (step name -> result) fills in what earlier steps of a
+        run produced, so a finished run shows the commands it really ran.
+        """
+        results = results or {}
         args = dict(self.inject)
         for arg, producer in self.wire.items():
-            args[arg] = Pending(producer)
+            done = results.get(producer)
+            args[arg] = done if isinstance(done, dict) else Pending(producer)
         shown = self.preview(**args)
         return {
             'name': self.name,
