@@ -46,20 +46,20 @@ class ConvertToRaw(ImageTask):
     source = 'images.fetch_to_raw'
 
     def execute(self, image, part, converted, force_raw, pin_format, lock):
-        locks.enter(lock)
-        if image['cached'] or image['format'] == 'raw' or not force_raw:
-            return {'converted': False, 'path': image['path'],
-                    'format': image['format']}
-        # The part is removed only after a finished, flushed convert: without
-        # it, an existing output is the work of an earlier attempt.
-        if os.path.exists(part) or not os.path.exists(converted):
-            self._convert(image['format'], part, converted, pin_format)
-        fmt = tools.qemu_img_info(converted).file_format
-        if fmt != 'raw':
-            raise exception.ImageUnacceptable(
-                f'image {converted} is unacceptable: Converted to raw, but '
-                f'format is now {fmt}')
-        return {'converted': True, 'path': converted, 'format': 'raw'}
+        with locks.held(lock):
+            if image['cached'] or image['format'] == 'raw' or not force_raw:
+                return {'converted': False, 'path': image['path'],
+                        'format': image['format']}
+            # The part is removed only after a finished, flushed convert:
+            # without it, an existing output is an earlier attempt's work.
+            if os.path.exists(part) or not os.path.exists(converted):
+                self._convert(image['format'], part, converted, pin_format)
+            fmt = tools.qemu_img_info(converted).file_format
+            if fmt != 'raw':
+                raise exception.ImageUnacceptable(
+                    f'image {converted} is unacceptable: Converted to raw, '
+                    f'but format is now {fmt}')
+            return {'converted': True, 'path': converted, 'format': 'raw'}
 
     def _convert(self, fmt, part, converted, pin_format):
         cache = ('none' if supports_direct_io(converted + '.directio')

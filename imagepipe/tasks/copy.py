@@ -51,15 +51,12 @@ class CopyImage(base.ImageTask):
              'shares the blocks where the filesystem supports it',)
 
     def execute(self, src, dest, lock, reuse, cache_scope):
-        locks.enter(lock)
-        try:
+        with locks.held(lock):
             if reuse and os.path.exists(dest):
                 return {'path': dest, 'copied': False,
                         'size': os.path.getsize(dest)}
             base.ensure_parent(dest)
             return _copy(src, dest)
-        finally:
-            locks.leave(lock)
 
     def revert(self, dest, lock, cache_scope, result, flow_failures, **_):
         locks.abandon(lock)

@@ -38,16 +38,16 @@ class Fetch(ImageTask):
     source = 'images.fetch'
 
     def execute(self, image, glance, part, base, lock):
-        locks.enter(lock)
-        if os.path.exists(base):
-            return {'cached': True, 'path': base}
-        src = sources.open_image(image, glance)
-        ensure_parent(part)
-        with fileutils.remove_path_on_error(part):
-            size = download(src, part, self.report)
-        return {'cached': False, 'path': part, 'size': size,
-                'disk_format': src.disk_format,
-                'checksum': list(src.checksum) if src.checksum else None}
+        with locks.held(lock):
+            if os.path.exists(base):
+                return {'cached': True, 'path': base}
+            src = sources.open_image(image, glance)
+            ensure_parent(part)
+            with fileutils.remove_path_on_error(part):
+                size = download(src, part, self.report)
+            return {'cached': False, 'path': part, 'size': size,
+                    'disk_format': src.disk_format,
+                    'checksum': list(src.checksum) if src.checksum else None}
 
     def revert(self, result, part, lock, **kwargs):
         remove(part)

@@ -30,8 +30,7 @@ def swap_argvs(target, size_mb):
 
 def _generate(target, reuse, lock, argvs):
     """Run ``argvs`` (built for the tmp name), then publish the target."""
-    locks.enter(lock)
-    try:
+    with locks.held(lock):
         created = not (reuse and os.path.exists(target))
         if created:
             base.ensure_parent(target)
@@ -40,8 +39,6 @@ def _generate(target, reuse, lock, argvs):
             base.publish(tmp_name(target), target)
         return {'path': target, 'created': created,
                 'size': os.path.getsize(target)}
-    finally:
-        locks.leave(lock)
 
 
 def _discard(target, reuse, lock):

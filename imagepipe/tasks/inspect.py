@@ -42,23 +42,23 @@ class Inspect(ImageTask):
 
     def execute(self, fetched, part, base, max_size, expected_format,
                 vmdk_allowed_types, lock):
-        locks.enter(lock)
-        if fetched['cached']:
-            path = base
-            info = _qemu_info(path)
-        else:
-            path = part
-            declared = expected_format or fetched.get('disk_format')
-            info = _check_fresh(path, declared, vmdk_allowed_types)
-        if max_size and info.virtual_size > max_size:
-            raise _unacceptable(
-                path, f'image virtual size {info.virtual_size} bytes is '
-                f"larger than the flavor's root disk {max_size} bytes",
-                exception.FlavorDiskTooSmall)
-        return {'cached': fetched['cached'], 'path': path,
-                'format': info.file_format,
-                'virtual_size': info.virtual_size,
-                'cluster_size': info.cluster_size}
+        with locks.held(lock):
+            if fetched['cached']:
+                path = base
+                info = _qemu_info(path)
+            else:
+                path = part
+                declared = expected_format or fetched.get('disk_format')
+                info = _check_fresh(path, declared, vmdk_allowed_types)
+            if max_size and info.virtual_size > max_size:
+                raise _unacceptable(
+                    path, f'image virtual size {info.virtual_size} bytes is '
+                    f"larger than the flavor's root disk {max_size} bytes",
+                    exception.FlavorDiskTooSmall)
+            return {'cached': fetched['cached'], 'path': path,
+                    'format': info.file_format,
+                    'virtual_size': info.virtual_size,
+                    'cluster_size': info.cluster_size}
 
     def revert(self, result, lock, **kwargs):
         locks.abandon(lock)

@@ -10,6 +10,7 @@ an oslo.concurrency external lock (an fcntl lock file named like Nova's,
 its process.
 """
 
+import contextlib
 import threading
 
 from oslo_concurrency import lockutils
@@ -66,6 +67,16 @@ def leave(lock):
     """After execute: release the lock if this task ends its section."""
     if lock and lock.get('last'):
         release(lock['name'])
+
+
+@contextlib.contextmanager
+def held(lock):
+    """``enter`` for the body of an execute, ``leave`` after it."""
+    enter(lock)
+    try:
+        yield
+    finally:
+        leave(lock)
 
 
 def abandon(lock):

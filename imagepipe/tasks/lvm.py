@@ -163,12 +163,9 @@ class CreateVolume(task_base.ImageTask):
 
     def execute(self, vg, lv, device, size, sparse, vgs_columns, check_size,
                 volume_clear, volume_clear_size, lock, image):
-        locks.enter(lock)
-        try:
+        with locks.held(lock):
             needed = _create(vg, lv, size, image, sparse, vgs_columns,
                              check_size)
-        finally:
-            locks.leave(lock)
         return {'device': device, 'size': needed,
                 'resized': needed > image['virtual_size'], 'created': True}
 
@@ -207,14 +204,11 @@ class WriteVolume(task_base.ImageTask):
     source = 'imagebackend.Lvm.create_image'
 
     def execute(self, base, device, method, base_format, lock):
-        locks.enter(lock)
-        try:
+        with locks.held(lock):
             fmt = None
             if method == 'convert':
                 fmt = resize.inspect(base, base_format)[0]
             tools.run(*write_argv(base, device, method, fmt))
-        finally:
-            locks.leave(lock)
         return {'device': device, 'method': method, 'base_format': fmt}
 
     def revert(self, lock, **_):

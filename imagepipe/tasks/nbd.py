@@ -123,13 +123,10 @@ class ResizeFsBlockDevice(base.ImageTask):
              'the device is detached in a finally, as from Icehouse on')
 
     def execute(self, path, strict, nbd_root, lock, resize):
-        locks.enter(lock)
-        try:
+        with locks.held(lock):
             if not resize['resized']:
                 return grow.not_resized()
             return _resize_through(path, strict, nbd_root)
-        finally:
-            locks.leave(lock)
 
     def revert(self, lock, **_):
         locks.abandon(lock)

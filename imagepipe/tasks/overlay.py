@@ -65,12 +65,9 @@ class CreateOverlay(task_base.ImageTask):
              "relative one against the overlay's directory")
 
     def execute(self, base, disk, base_format, cluster_size, size, lock):
-        locks.enter(lock)
-        try:
+        with locks.held(lock):
             task_base.ensure_parent(disk)
             return _create(base, disk, base_format, cluster_size, size)
-        finally:
-            locks.leave(lock)
 
     def revert(self, disk, lock, **_):
         locks.abandon(lock)

@@ -18,8 +18,7 @@ class Publish(ImageTask):
     source = 'images.fetch_to_raw'
 
     def execute(self, image, base, lock):
-        locks.enter(lock)
-        try:
+        with locks.held(lock):
             path = image['path']
             if path != base:
                 if os.path.exists(path):
@@ -28,8 +27,6 @@ class Publish(ImageTask):
                     raise exception.RunError(
                         f'cannot publish {path}: neither it nor {base} '
                         'exists')
-        finally:
-            locks.leave(lock)
         return {'path': base, 'format': image['format']}
 
     def revert(self, result, lock, **kwargs):

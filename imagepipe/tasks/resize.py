@@ -139,11 +139,8 @@ class ResizeImage(base.ImageTask):
              'CVE-2026-24708 fix',)
 
     def execute(self, path, size, format, lock):
-        locks.enter(lock)
-        try:
+        with locks.held(lock):
             return _grow_image(path, size, format)
-        finally:
-            locks.leave(lock)
 
     def revert(self, lock, **_):
         # The disk belongs to the task that created it; its revert removes it.
@@ -166,11 +163,8 @@ class ResizeFilesystem(base.ImageTask):
     source = 'disk.api.resize2fs'
 
     def execute(self, path, variant, lock, resize):
-        locks.enter(lock)
-        try:
+        with locks.held(lock):
             return _grow_fs(path, variant, resize['resized'])
-        finally:
-            locks.leave(lock)
 
     def revert(self, lock, **_):
         locks.abandon(lock)
