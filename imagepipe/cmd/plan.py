@@ -1,10 +1,14 @@
 """``imagepipe releases`` and ``imagepipe plan``: what would run, not run.
 
 The plan is drawn from the very flow object ``run`` executes (each task
-describes itself), so the two cannot drift. Nothing touches the disk.
+describes itself), so the two cannot drift. Nothing touches the disk and no
+external tool runs. What the release would get wrong with this configuration
+(e.g. an unbootable disk) goes to stderr as warning lines, whatever the
+format, so the JSON on stdout stays a list of steps.
 """
 
 import shlex
+import sys
 
 from taskflow import engines
 
@@ -52,8 +56,14 @@ def print_plan(steps, title):
             print(f'      - {note}')
 
 
+def warn(lines):
+    for line in lines:
+        print(f'imagepipe: warning: {line}', file=sys.stderr)
+
+
 def plan(args, ctx):
     flow, kwargs = build_flow(args, ctx)
+    warn(flows.warnings(kwargs['release'], kwargs['settings']))
     if args.format == 'dot':
         print(dot(flow))
         return 0

@@ -49,3 +49,13 @@ def get(name):
 def factory(release, settings, request):
     """The flow of ``release`` for ``request`` (both plain JSON)."""
     return get(release).build(settings, request)
+
+
+def warnings(release, settings):
+    """Lines on what ``settings`` make ``release`` do wrong (may be none).
+
+    A release from another distribution need not know any: a plugin without
+    a ``warnings`` method has none.
+    """
+    found = getattr(get(release), 'warnings', None)
+    return list(found(settings)) if found else []

@@ -3,6 +3,10 @@
 Reference: nova-reference.md section 3 (root disk), 3.7 (ephemeral and swap),
 section 5 (LVM). Steps taken under one of Nova's locks form a section: the
 first task takes the lock, the last one releases it (imagepipe.tasks.locks).
+
+A step's notes come from its task; the blocks add only what the task cannot
+know: where imagepipe departs from the release (:mod:`deviations`) and where
+the article's tables simplify Nova's code (:mod:`article`).
 """
 
 import os
@@ -10,6 +14,7 @@ import os
 from taskflow.patterns import linear_flow
 
 from imagepipe import exception
+from imagepipe.flows import article
 from imagepipe.flows import deviations
 from imagepipe.flows import paths as flow_paths
 from imagepipe.tasks import convert
@@ -26,6 +31,7 @@ from imagepipe.tasks import publish
 from imagepipe.tasks import resize
 
 GiB = flow_paths.GiB
+MiB = 1024 ** 2
 
 
 class Step:
@@ -73,6 +79,12 @@ class Context:
         return [s.task(self.lock(lock_name, i == last))
                 for i, s in enumerate(steps)]
 
+    def cleanup_notes(self):
+        """Notes of a step whose half-made file Nova left behind."""
+        if self.traits.cleanup_on_error:
+            return []
+        return [deviations.note('partial-copy')]
+
 
 def build(release, settings, request):
     """The flow ``release``'s Nova ran for ``request``."""
@@ -91,46 +103,69 @@ def build(release, settings, request):
     return flow
 
 
+def warnings(release, settings):
+    """Configurations with which ``release``'s Nova made unbootable disks."""
+    backend = settings['images_type_effective']
+    if settings['force_raw_images']:
+        return []
+    return [f'{release.name}: with force_raw_images=False and images type '
+            f'{backend}, the instance disk keeps the format of the image but '
+            'Nova declared it raw to libvirt: a non-raw (e.g. qcow2) image '
+            f'does not boot ({bug})'
+            for declared, bug in release.traits.declared_raw
+            if declared == backend]
+
+
 def fetch_root(ctx):
     """images.fetch_to_raw under the fetch lock ``$hex``."""
     p, t = ctx.paths, ctx.traits
     part, converted = p.base + '.part', p.base + '.converted'
     glance = {'api_servers': ctx.settings['glance_endpoints']}
     max_size = ctx.size if t.max_size_check else None
+    fetch_notes = []
+    if not t.file_locks:
+        fetch_notes.append(deviations.note('essex-locks'))
+    if not t.fetch_rechecks_in_lock:
+        fetch_notes.append(deviations.note('fetch-lock-check'))
     inspect_notes = [deviations.note('inspection')]
     if not t.max_size_check:
         inspect_notes.append('this release did not compare the virtual size '
-                             'with the flavor')
+                             'with the flavor (reference 7.10)')
+    force_raw = ctx.settings['force_raw_images']
     return ctx.section(p.hex, [
         Step(fetch.Fetch, 'root-fetch',
              {'image': ctx.request['image'], 'glance': glance,
               'part': part, 'base': p.base},
-             notes=[deviations.note('fetch-lock-check')]
-             if ctx.release.name == 'icehouse' else ()),
+             notes=fetch_notes),
         Step(inspect.Inspect, 'root-inspect',
              {'part': part, 'base': p.base, 'max_size': max_size,
               'expected_format': None, 'vmdk_allowed_types': None},
              wire={'fetched': 'root-fetch'}, notes=inspect_notes),
         Step(convert.ConvertToRaw, 'root-convert',
-             {'part': part, 'converted': converted,
-              'force_raw': ctx.settings['force_raw_images'],
+             {'part': part, 'converted': converted, 'force_raw': force_raw,
               'pin_format': True},
              wire={'image': 'root-inspect'},
-             notes=[deviations.note('pinned-format')]
-             + ([deviations.note('part-left')]
-                if ctx.release.name == 'folsom' else [])),
+             notes=[article.note('convert-order')] if force_raw else ()),
         Step(publish.Publish, 'root-publish', {'base': p.base},
              wire={'image': 'root-convert'}),
     ])
+
+
+def grow_fs(ctx, name, path, variant, resize_step, notes=None):
+    """e2fsck + resize2fs on a grown file or LV (disk.api.resize2fs)."""
+    return Step(resize.ResizeFilesystem, name,
+                {'path': path, 'variant': variant},
+                wire={'resize': resize_step},
+                notes=[article.note('e2fsck-first')] if notes is None
+                else notes)
 
 
 def root_qcow2(ctx):
     """Qcow2 backend (or Essex with use_cow_images): an overlay on the base."""
     p, t, size = ctx.paths, ctx.traits, ctx.size
     disk = p.disk()
-    tasks = []
-    if t.disk_info:
-        tasks.append(disk_info(ctx, disk, 'qcow2'))
+    # Nova's Qcow2 constructor recorded the format, before any disk existed.
+    tasks = disk_info(ctx, 'root', disk, 'qcow2')
     backing = p.base
     steps = []
     if t.resized_base and size:
@@ -140,45 +175,44 @@ def root_qcow2(ctx):
             Step(copy.CopyImage, 'root-copy-base',
                  {'src': p.base, 'dest': backing, 'reuse': True,
                   'cache_scope': scope},
-                 notes=[deviations.note('partial-copy')]),
+                 notes=[article.note('resized-base')] + ctx.cleanup_notes()),
             Step(resize.ResizeImage, 'root-resize-base',
                  {'path': backing, 'size': size, 'format': ctx.base_format}),
-            Step(resize.ResizeFilesystem, 'root-resize-fs-base',
-                 {'path': backing, 'variant': t.fs_resize},
-                 wire={'resize': 'root-resize-base'}),
+            grow_fs(ctx, 'root-resize-fs-base', backing, t.fs_resize,
+                    'root-resize-base'),
         ]
     steps.append(Step(
         overlay.CreateOverlay, 'root-overlay',
         {'base': backing, 'disk': disk, 'base_format': ctx.base_format,
-         'cluster_size': t.overlay_cluster_size, 'size': None},
-        notes=[deviations.note('backing-fmt')]))
+         'cluster_size': t.overlay_cluster_size, 'size': None}))
     if t.extend_overlay and size:
         steps += extend_overlay(ctx, disk)
     tasks += ctx.section(ctx.copy_lock_name(t.copy_lock_is_path), steps)
-    tasks += preallocation(ctx, disk)
-    return tasks
+    return tasks + preallocation(ctx, 'root', disk, size)
 
 
 def extend_overlay(ctx, disk):
     """Grizzly+: grow the new overlay to the flavor size, then its fs."""
     t = ctx.traits
+    nbd_fs = (t.overlay_fs_resize == 'nbd-option'
+              and ctx.settings['resize_fs_using_block_device'])
+    resize_notes = ([deviations.note('vfs-probe')]
+                    if t.overlay_fs_resize == 'nbd-option' and not nbd_fs
+                    else [])
     steps = [Step(resize.ResizeImage, 'root-resize',
-                  {'path': disk, 'size': ctx.size, 'format': 'qcow2'})]
+                  {'path': disk, 'size': ctx.size, 'format': 'qcow2'},
+                  notes=resize_notes)]
     if t.overlay_fs_resize == 'blind':
-        steps.append(Step(
-            resize.ResizeFilesystem, 'root-resize-fs',
-            {'path': disk, 'variant': 'blind'},
-            wire={'resize': 'root-resize'},
-            notes=['e2fsck and resize2fs on a qcow2 file fail; Nova ignored '
-                   'it, so the filesystem is not grown (LP#1212734)']))
-    elif (t.overlay_fs_resize == 'nbd-option'
-          and ctx.settings['resize_fs_using_block_device']):
+        steps.append(grow_fs(ctx, 'root-resize-fs', disk, 'blind',
+                             'root-resize',
+                             notes=[article.note('overlay-fs')]))
+    elif nbd_fs:
         steps.append(Step(
             nbd.ResizeFsBlockDevice, 'root-resize-fs',
             {'path': disk, 'strict': t.fs_resize == 'strict',
              'nbd_root': '/dev'},
             wire={'resize': 'root-resize'},
-            notes=[deviations.note('vfs-probe')]))
+            notes=[article.note('e2fsck-first')]))
     return steps
 
 
@@ -189,30 +223,35 @@ def root_raw(ctx):
     steps = [Step(copy.CopyImage, 'root-copy',
                   {'src': p.base, 'dest': disk, 'reuse': False,
                    'cache_scope': None},
-                  notes=[deviations.note('partial-copy')])]
+                  notes=ctx.cleanup_notes())]
     if size:
         steps += [
             Step(resize.ResizeImage, 'root-resize',
                  {'path': disk, 'size': size, 'format': ctx.base_format}),
-            Step(resize.ResizeFilesystem, 'root-resize-fs',
-                 {'path': disk, 'variant': t.fs_resize},
-                 wire={'resize': 'root-resize'}),
+            grow_fs(ctx, 'root-resize-fs', disk, t.fs_resize, 'root-resize'),
         ]
     tasks = ctx.section(ctx.copy_lock_name(t.copy_lock_is_path), steps)
-    if t.disk_info:
-        tasks.append(disk_info(ctx, disk, None))
-    return tasks + preallocation(ctx, disk)
+    # Nova's Raw backend probed and recorded the format once the copy existed.
+    tasks += disk_info(ctx, 'root', disk, None)
+    return tasks + preallocation(ctx, 'root', disk, size)
+
+
+def lv_name(instance, disk_name):
+    """Nova's LV name: ``<instance>_<disk>``, each ``_`` inside doubled."""
+    return '_'.join(part.replace('_', '__') for part in (instance, disk_name))
 
 
 def root_lvm(ctx):
     """Lvm backend: the base written into a new logical volume."""
     p, t, s = ctx.paths, ctx.traits, ctx.settings
     vg = s['images_volume_group']
-    lv = '_'.join(part.replace('_', '__')
-                  for part in (ctx.request['instance'], 'disk'))
+    lv = lv_name(ctx.request['instance'], 'disk')
     device = os.path.join('/dev', vg, lv)
     clear = s['volume_clear'] if t.volume_clear_option else 'zero'
     clear_size = s['volume_clear_size'] if t.volume_clear_option else 0
+    fs_notes = [article.note('e2fsck-first')]
+    if not t.lvm_fs_as_root:
+        fs_notes.append(deviations.note('lvm-resize-root'))
     steps = [
         Step(lvm.CreateVolume, 'root-create-volume',
              {'vg': vg, 'lv': lv, 'device': device, 'size': ctx.size,
@@ -223,11 +262,8 @@ def root_lvm(ctx):
         Step(lvm.WriteVolume, 'root-write-volume',
              {'base': p.base, 'device': device, 'method': t.lvm_write,
               'base_format': ctx.base_format}),
-        Step(resize.ResizeFilesystem, 'root-resize-fs',
-             {'path': device, 'variant': 'device'},
-             wire={'resize': 'root-create-volume'},
-             notes=[deviations.note('lvm-resize-root')]
-             if t.lvm_vgs == 'free' else ()),
+        grow_fs(ctx, 'root-resize-fs', device, t.lvm_fs_resize,
+                'root-create-volume', notes=fs_notes),
     ]
     return ctx.section(ctx.copy_lock_name(t.lvm_lock_is_path), steps)
 
@@ -235,26 +271,29 @@ def root_lvm(ctx):
 ROOT_DISK = {'qcow2': root_qcow2, 'raw': root_raw, 'lvm': root_lvm}
 
 
-def disk_info(ctx, disk, fmt):
-    return diskinfo.RecordDiskFormat(
-        'root-disk-info',
+def disk_info(ctx, prefix, disk, fmt):
+    """Havana 2013.2.3+: record the disk's format in ``$D/disk.info``."""
+    if not ctx.traits.disk_info:
+        return []
+    return [diskinfo.RecordDiskFormat(
+        f'{prefix}-disk-info',
         inject={'info': ctx.paths.disk('disk.info'), 'disk': disk,
-                'format': fmt, 'atomic': ctx.traits.disk_info == 'atomic'})
+                'format': fmt, 'atomic': ctx.traits.disk_info == 'atomic'})]
 
 
-def preallocation(ctx, disk, prefix='root', size=None):
+def preallocation(ctx, prefix, disk, size):
     """Grizzly+: fallocate the disk when preallocate_images is not none.
 
     Nova of these releases tested ``!= 'none'``, so any other value counts.
     """
-    size = size or ctx.size
     mode = ctx.settings['preallocate_images']
     if not (ctx.traits.preallocation and size and mode != 'none'):
         return []
     return [preallocate.Preallocate(
         f'{prefix}-preallocate',
         inject={'path': disk, 'size': size, 'probe_keep_size': False},
-        notes=[deviations.note('fallocate-probe')])]
+        notes=[deviations.note('fallocate-probe'),
+               article.note('preallocate')])]
 
 
 def generated_disk(ctx, kind, amount):
@@ -264,28 +303,31 @@ def generated_disk(ctx, kind, amount):
             f'{kind} disks on LVM are not supported by imagepipe')
     t = ctx.traits
     if kind == 'ephemeral':
-        name = (f'ephemeral_0_{amount}_None' if t.resized_base
-                else f'ephemeral_{amount}_default')
-        cls, target_name = generate.CreateEphemeral, 'disk.local'
+        name, target_name = t.ephemeral_name.format(gb=amount), 'disk.local'
+        mkfs = t.ephemeral_mkfs
+        cls, size = generate.CreateEphemeral, amount * GiB
         args = {'size_gb': amount, 'fs_label': 'ephemeral0',
-                'mkfs': 'mkfs.ext3'}
+                'mkfs': mkfs if isinstance(mkfs, str) else list(mkfs)}
     else:
         name, target_name = f'swap_{amount}', 'disk.swap'
-        cls, args = generate.CreateSwap, {'size_mb': amount}
+        cls, size = generate.CreateSwap, amount * MiB
+        args = {'size_mb': amount}
     disk = ctx.paths.disk(target_name)
-    size = amount * GiB if kind == 'ephemeral' else amount * 1024 * 1024
     if ctx.backend == 'raw':
-        return ctx.section(name, [Step(
-            cls, f'{kind}-create', {**args, 'target': disk, 'reuse': False})]
-        ) + preallocation(ctx, disk, kind, size)
+        # Generated in place, under the lock of the cache name.
+        tasks = ctx.section(name, [Step(
+            cls, f'{kind}-create', {**args, 'target': disk, 'reuse': False})])
+        tasks += disk_info(ctx, kind, disk, None)
+        return tasks + preallocation(ctx, kind, disk, size)
     base = ctx.paths.cache(name)
-    tasks = ctx.section(name, [Step(
-        cls, f'{kind}-create-base', {**args, 'target': base, 'reuse': True},
-        notes=[deviations.note('ephemeral-resized')]
-        if ctx.release.name == 'folsom' else ())])
+    tasks = disk_info(ctx, kind, disk, 'qcow2')
+    tasks += ctx.section(name, [Step(
+        cls, f'{kind}-create-base', {**args, 'target': base, 'reuse': True})])
     copy_lock = base if t.copy_lock_is_path else name
     tasks += ctx.section(copy_lock, [Step(
         overlay.CreateOverlay, f'{kind}-overlay',
         {'base': base, 'disk': disk, 'base_format': 'raw',
-         'cluster_size': t.overlay_cluster_size, 'size': None})])
-    return tasks + preallocation(ctx, disk, kind, size)
+         'cluster_size': t.overlay_cluster_size, 'size': None},
+        notes=[deviations.note('ephemeral-resized')]
+        if t.resized_generated_base else ())])
+    return tasks + preallocation(ctx, kind, disk, size)

@@ -78,7 +78,7 @@ DEVIATIONS = {
         'to test it was partitionless even when resize_fs_using_block_device '
         'was off; imagepipe does not mount guest filesystems for a test.'),
     'ephemeral-resized': (
-        'no <name>_<GiB> copy of ephemeral bases',
+        'no <name>_<GiB> copy of generated bases',
         'Folsom',
         'Folsom also copied generated ephemeral and swap bases to '
         '<name>_<GiB> in _base; imagepipe overlays the generated base '

@@ -6,7 +6,8 @@ fetch (lock $hex)      download .part, qemu-img info, virtual size vs
 qcow2 (lock $B/$hex)   overlay (cluster size of a qcow2 base), qemu-img
                        resize disk, e2fsck + resize2fs (fail on qcow2)
 raw (lock $B/$hex)     cp base disk, qemu-img resize, e2fsck + resize2fs
-lvm (lock $B/$hex)     vgs, lvcreate, qemu-img convert into the LV
+lvm (lock $B/$hex)     vgs, lvcreate, qemu-img convert into the LV,
+                       e2fsck + resize2fs as root (codes ignored)
 preallocate_images     fallocate -n -l SIZE disk
 =====================  ==============================================
 """
@@ -24,4 +25,5 @@ RELEASE = release.Release(
         overlay_fs_resize='blind',
         fs_resize='blind',
         preallocation=True,
+        lvm_fs_resize='blind',
     ))

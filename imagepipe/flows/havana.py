@@ -7,7 +7,8 @@ qcow2 (lock $B/$hex)   overlay, qemu-img resize disk; the filesystem only
                        through nbd with resize_fs_using_block_device
 raw (lock $B/$hex)     cp base disk, qemu-img resize, e2label, then
                        e2fsck + resize2fs
-lvm (lock $B/$hex)     vgs, lvcreate, qemu-img convert into the LV
+lvm (lock $B/$hex)     vgs, lvcreate, qemu-img convert into the LV,
+                       e2fsck + resize2fs as root (codes ignored)
 preallocate_images     fallocate -n -l SIZE disk
 disk.info              the disk's format, recorded once (2013.2.3+)
 =====================  ==============================================
@@ -27,4 +28,5 @@ RELEASE = release.Release(
         fs_resize='checked',
         preallocation=True,
         disk_info='append',
+        lvm_fs_resize='blind',
     ))

@@ -1,13 +1,15 @@
 """Icehouse 2014.1.5: options move to [libvirt]; one lock name per base.
 
 =====================  ==============================================
-fetch (lock $hex)      download .part, qemu-img info, virtual size vs
+fetch (lock $hex)      base existence checked outside the lock;
+                       download .part, qemu-img info, virtual size vs
                        flavor, convert to raw
 qcow2 (lock $hex)      overlay, qemu-img resize disk; the filesystem only
                        through nbd with resize_fs_using_block_device
 raw (lock $hex)        cp base disk, qemu-img resize, e2label, e2fsck
                        (exit 0-2 required) + resize2fs
-lvm (lock $hex)        vgs, lvcreate, qemu-img convert into the LV;
+lvm (lock $hex)        vgs, lvcreate, qemu-img convert into the LV,
+                       e2fsck (exit 0-2 required) + resize2fs;
                        volume_clear on failure
 preallocate_images     fallocate -n -l SIZE disk
 disk.info              the disk's format, recorded once
@@ -21,6 +23,7 @@ RELEASE = release.Release(
     options=('use_cow_images', 'force_raw_images', '[libvirt] images_type',
              'preallocate_images', 'resize_fs_using_block_device'),
     traits=release.Traits(
+        fetch_rechecks_in_lock=False,
         copy_lock_is_path=False,
         lvm_lock_is_path=False,
         max_size_check=True,
@@ -30,5 +33,6 @@ RELEASE = release.Release(
         fs_resize='strict',
         preallocation=True,
         volume_clear_option=True,
+        ephemeral_mkfs=('mkfs', '-t', 'ext3'),
         disk_info='append',
     ))

@@ -7,7 +7,8 @@ qcow2 (lock $hex)      overlay, qemu-img resize disk; the filesystem only
                        through nbd with resize_fs_using_block_device
 raw (lock $hex)        cp base disk, qemu-img resize, e2label, e2fsck
                        (exit 0-2 required) + resize2fs
-lvm (lock $B/$hex)     vgs, lvcreate, qemu-img convert into the LV;
+lvm (lock $B/$hex)     vgs, lvcreate, qemu-img convert into the LV,
+                       e2fsck (exit 0-2 required) + resize2fs;
                        volume_clear on failure
 preallocate_images     fallocate -n -l SIZE disk
 disk.info              written to disk.info.tmp, then renamed
@@ -29,5 +30,6 @@ RELEASE = release.Release(
         fs_resize='strict',
         preallocation=True,
         volume_clear_option=True,
+        ephemeral_mkfs=('mkfs', '-t', 'ext3'),
         disk_info='atomic',
     ))

@@ -3,7 +3,7 @@
 Each release module declares a :class:`Release` whose :class:`Traits` record
 the choices that differ between releases; :mod:`imagepipe.flows.blocks`
 reads them to build the flow. The stevedore entry point of a release names
-its ``RELEASE`` object.
+its ``RELEASE`` object. Reference: nova-reference.md sections 2, 3 and 5.
 """
 
 import dataclasses
@@ -13,15 +13,28 @@ from imagepipe.flows import blocks
 
 @dataclasses.dataclass(frozen=True)
 class Traits:
-    #: base directory name read from the option (Folsom hard-coded _base)
-    base_dir_option: bool = True
+    # -- locks (2.1) --
+    #: Nova's locks were lock files (Folsom+); Essex had in-process
+    #: semaphores only
+    file_locks: bool = True
+    #: the fetch lock re-checks that the base is missing (not Icehouse,
+    #: LP#1298420)
+    fetch_rechecks_in_lock: bool = True
     #: copy/overlay lock named after the base's full path (``$B/$hex``)
     #: rather than ``$hex`` like the fetch lock
     copy_lock_is_path: bool = True
     #: the LVM copy lock on its own (Juno regressed to the full path)
     lvm_lock_is_path: bool = True
+
+    # -- cache and fetch (2.2, 2.6) --
+    #: base directory name read from the option (Folsom hard-coded _base)
+    base_dir_option: bool = True
     #: virtual size checked against the flavor before conversion
     max_size_check: bool = False
+    #: a failed copy or resize removed the half-made file (not Essex)
+    cleanup_on_error: bool = True
+
+    # -- root disk, files (2.3, 2.4, 3.x) --
     #: qcow2 instances backed by a resized copy ``<hex>_<GiB>`` in _base
     resized_base: bool = False
     #: qcow2 overlay cluster size: None, '2M', or 'inherit' from the base
@@ -35,16 +48,36 @@ class Traits:
     overlay_fs_resize: str | None = 'blind'
     #: preallocate_images exists (Grizzly+)
     preallocation: bool = False
+    #: disk.info records the format of each disk: None, 'append', 'atomic'
+    disk_info: str | None = None
+    #: (backend, bug): backends whose disk Nova declared raw to libvirt
+    #: whatever it held, so with force_raw_images=False a non-raw image
+    #: did not boot
+    declared_raw: tuple = ()
+
+    # -- ephemeral and swap (2.6, 3.7) --
+    #: cache name of an ephemeral base, formatted with ``gb``
+    ephemeral_name: str = 'ephemeral_{gb}_default'
+    #: the mkfs command head for ext3 (a tool name or an argv list)
+    ephemeral_mkfs: str | tuple = 'mkfs.ext3'
+    #: Folsom's Qcow2 backend also made ``<name>_<GiB>`` copies of
+    #: generated bases (not reproduced)
+    resized_generated_base: bool = False
+
+    # -- LVM (section 5) --
     #: backends offered: Essex had no LVM
     backends: tuple = ('raw', 'qcow2', 'lvm')
     #: how the base reaches an LV: 'dd' (Folsom) or 'convert'
     lvm_write: str = 'convert'
     #: vgs columns queried before lvcreate: 'free' (Folsom) or 'size,free'
     lvm_vgs: str = 'size,free'
+    #: fs resize of a grown LV: 'blind' (exit codes ignored, Folsom ..
+    #: Havana) or 'device' (Icehouse+ exit-code rules)
+    lvm_fs_resize: str = 'device'
+    #: e2fsck/resize2fs on the LV ran as root (Grizzly+, LP#1101137)
+    lvm_fs_as_root: bool = True
     #: volume_clear is an option (Icehouse+); before, LVs were zeroed
     volume_clear_option: bool = False
-    #: disk.info records the format of each disk: None, 'append', 'atomic'
-    disk_info: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,3 +91,11 @@ class Release:
 
     def build(self, settings, request):
         return blocks.build(self, settings, request)
+
+    def warnings(self, settings):
+        """What the configuration makes this release do wrong, one line each.
+
+        Only ``settings`` is read (no request): the plan shows these for any
+        image.
+        """
+        return blocks.warnings(self, settings)

@@ -1,0 +1,239 @@
+"""``imagepipe plan`` and ``imagepipe releases``, through the command line.
+
+Every test calls :func:`imagepipe.cmd.main.main` in-process and reads what it
+printed. A plan runs no tool and touches no disk, so these tests hide every
+tool and check that instances_path is never created.
+"""
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+from stevedore import extension
+
+from imagepipe import flows
+from imagepipe.cmd import main
+from imagepipe.cmd import plan as plan_cmd
+from imagepipe.conf import loader
+from imagepipe.conf import settings as conf_settings
+from imagepipe.flows import release as release_mod
+
+IMAGE = 'http://glance/cirros.qcow2'
+HEX = hashlib.sha1(IMAGE.encode()).hexdigest()
+RELEASES = ['essex', 'folsom', 'grizzly', 'havana', 'icehouse', 'juno']
+REQUEST = ['--image', IMAGE, '--instance', 'vm1', '--root-gb', '10']
+FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
+                'root-copy-base', 'root-resize-base', 'root-resize-fs-base',
+                'root-overlay']
+
+
+@pytest.fixture
+def instances(tmp_path):
+    return tmp_path / 'instances'
+
+
+@pytest.fixture
+def nova_conf(tmp_path, instances):
+    """Write a nova.conf with instances_path in tmp_path; return its path."""
+    def write(text=''):
+        path = tmp_path / 'nova.conf'
+        path.write_text(f'[DEFAULT]\ninstances_path = {instances}\n{text}')
+        return str(path)
+    return write
+
+
+@pytest.fixture
+def no_tools(tmp_path, monkeypatch):
+    """An empty PATH, and any attempt to start a process fails the test."""
+    empty = tmp_path / 'empty-bin'
+    empty.mkdir()
+    monkeypatch.setenv('PATH', str(empty))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f'a plan started a process: {args[0]!r}')
+    monkeypatch.setattr(subprocess.Popen, '__init__', refuse)
+
+
+def run(capsys, *argv):
+    code = main.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.usefixtures('no_tools')
+def test_plan_table(capsys, nova_conf, instances):
+    code, out, err = run(capsys, '--config-file', nova_conf(),
+                         '--release', 'folsom', 'plan', *REQUEST)
+    assert (code, err) == (0, '')
+    lines = out.splitlines()
+    assert lines[0] == ('folsom: images type qcow2, force_raw_images=True, '
+                        f'image {IMAGE}')
+    headings = [line.split()[1] for line in lines
+                if line[:3].strip().rstrip('.').isdigit()]
+    assert headings == FOLSOM_STEPS
+    assert f' 1. root-fetch  (images.fetch)  [lock {HEX}]' in lines
+    assert (f'      $ cp --sparse=always --reflink=auto {instances}/_base/'
+            f'{HEX} {instances}/_base/{HEX}_10.tmp') in lines
+    assert '      $ (in-process step)' in lines          # root-publish
+    assert not instances.exists()
+
+
+@pytest.mark.usefixtures('no_tools')
+def test_plan_json_is_the_list_of_steps(capsys, nova_conf, instances):
+    code, out, err = run(capsys, '--config-file', nova_conf(),
+                         '--release', 'folsom', 'plan', *REQUEST,
+                         '--format', 'json')
+    assert (code, err) == (0, '')
+    steps = json.loads(out)
+    assert [s['name'] for s in steps] == FOLSOM_STEPS
+    assert set(steps[0]) == {'name', 'command', 'source', 'notes', 'creates',
+                             'removes', 'lock'}
+    assert steps[-1]['command'][:4] == ['qemu-img', 'create', '-f', 'qcow2']
+    assert steps[-1]['lock'] == f'{instances}/_base/{HEX}'
+    assert not instances.exists()
+
+
+@pytest.mark.usefixtures('no_tools')
+def test_plan_dot(capsys, nova_conf, instances):
+    code, out, err = run(capsys, '--config-file', nova_conf(),
+                         '--release', 'folsom', 'plan', *REQUEST,
+                         '--format', 'dot')
+    assert (code, err) == (0, '')
+    assert out.startswith('strict digraph "folsom-qcow2" {')
+    for before, after in zip(FOLSOM_STEPS, FOLSOM_STEPS[1:]):
+        assert f'"{before}==1.0" -> "{after}==1.0"' in out
+    assert not instances.exists()
+
+
+@pytest.mark.usefixtures('no_tools')
+@pytest.mark.parametrize('release', RELEASES)
+def test_every_release_plans_without_tools_or_disk(capsys, nova_conf,
+                                                   instances, release):
+    code, out, err = run(capsys, '--config-file', nova_conf(), '--release',
+                         release, 'plan', *REQUEST, '--ephemeral-gb', '1',
+                         '--swap-mb', '64', '--format', 'json')
+    assert (code, err) == (0, '')
+    assert json.loads(out)[0]['name'] == 'root-fetch'
+    assert not instances.exists()
+
+
+@pytest.mark.usefixtures('no_tools')
+@pytest.mark.parametrize('fmt', ['table', 'json', 'dot'])
+def test_wrong_disk_format_warning_on_stderr(capsys, nova_conf, fmt):
+    conf = nova_conf('force_raw_images = false\nuse_cow_images = false\n')
+    code, out, err = run(capsys, '--config-file', conf, '--release',
+                         'folsom', 'plan', *REQUEST, '--format', fmt)
+    assert code == 0
+    lines = err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith('imagepipe: warning: folsom: ')
+    assert 'LP#1163009' in lines[0] and 'does not boot' in lines[0]
+    assert 'LP#1163009' not in out
+    if fmt == 'json':
+        assert isinstance(json.loads(out), list)
+
+
+@pytest.mark.usefixtures('no_tools')
+def test_no_warning_once_nova_probed_the_format(capsys, nova_conf):
+    conf = nova_conf('force_raw_images = false\nuse_cow_images = false\n')
+    code, _, err = run(capsys, '--config-file', conf, '--release',
+                       'grizzly', 'plan', *REQUEST)
+    assert (code, err) == (0, '')
+
+
+def test_unknown_release_exit_2_one_line(capsys, nova_conf):
+    code, out, err = run(capsys, '--config-file', nova_conf(),
+                         '--release', 'kilo', 'plan', *REQUEST)
+    assert code == 2 and out == ''
+    assert err.count('\n') == 1
+    assert err.startswith("imagepipe: error: unknown release 'kilo'")
+
+
+@pytest.mark.parametrize('release,text', [
+    ('folsom', 'libvirt_images_type = lvm\n'),
+    ('icehouse', '[libvirt]\nimages_type = lvm\n'),
+])
+def test_lvm_without_volume_group_exit_2(capsys, nova_conf, instances,
+                                         release, text):
+    code, out, err = run(capsys, '--config-file', nova_conf(text),
+                         '--release', release, 'plan', *REQUEST)
+    assert code == 2 and out == ''
+    assert err.count('\n') == 1 and 'images_volume_group' in err
+    assert not instances.exists()
+
+
+def test_lvm_with_volume_group_plans(capsys, nova_conf):
+    conf = nova_conf('[libvirt]\nimages_type = lvm\n'
+                     'images_volume_group = nova-vg\n')
+    code, out, err = run(capsys, '--config-file', conf, '--release', 'juno',
+                         'plan', *REQUEST, '--format', 'json')
+    assert (code, err) == (0, '')
+    assert json.loads(out)[-1]['command'] == [
+        ['e2fsck', '-fp', '/dev/nova-vg/vm1_disk'],
+        ['resize2fs', '/dev/nova-vg/vm1_disk']]
+
+
+# -- releases ----------------------------------------------------------------
+
+def test_releases_json(capsys):
+    code, out, err = run(capsys, 'releases', '--format', 'json')
+    assert (code, err) == (0, '')
+    rows = json.loads(out)
+    assert [r['name'] for r in rows] == RELEASES
+    assert rows[1] == {'name': 'folsom', 'nova_tag': '2012.2.4',
+                       'date': '2012-09-27',
+                       'options': ['use_cow_images', 'force_raw_images',
+                                   'libvirt_images_type']}
+
+
+def test_releases_table(capsys):
+    code, out, err = run(capsys, 'releases')
+    assert (code, err) == (0, '')
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ['RELEASE', 'NOVA', 'TAG']
+    assert [line.split()[0] for line in lines[2:]] == RELEASES
+
+
+KILO = release_mod.Release(
+    name='kilo', nova_tag='2015.1.0', date='2015-04-30',
+    options=('use_cow_images', 'force_raw_images', '[libvirt] images_type'),
+    traits=release_mod.Traits(
+        copy_lock_is_path=False, max_size_check=True,
+        overlay_cluster_size='inherit', extend_overlay=True,
+        overlay_fs_resize='nbd-option', fs_resize='strict',
+        preallocation=True, volume_clear_option=True, disk_info='atomic',
+        ephemeral_mkfs=('mkfs', '-t', 'ext3')))
+
+
+@pytest.fixture
+def with_kilo(monkeypatch):
+    """The installed releases plus one from 'another distribution'."""
+    installed = [extension.Extension(name, None, plugin, None)
+                 for name, plugin in flows.registered().items()]
+    manager = extension.ExtensionManager.make_test_instance(
+        installed + [extension.Extension('kilo', None, KILO, None)],
+        namespace=flows.NAMESPACE)
+    monkeypatch.setattr(flows, '_manager', manager)
+
+
+@pytest.mark.usefixtures('with_kilo', 'no_tools')
+def test_a_release_from_another_distribution(capsys, nova_conf, instances):
+    code, out, err = run(capsys, 'releases', '--format', 'json')
+    assert (code, err) == (0, '')
+    rows = json.loads(out)
+    assert [r['name'] for r in rows] == RELEASES + ['kilo']
+    assert rows[-1]['nova_tag'] == '2015.1.0'
+    # planned through the factory, with the options Juno read: the command
+    # line only selects releases whose option set imagepipe.conf knows
+    settings = conf_settings.snapshot(loader.load([nova_conf()],
+                                                  release='juno'))
+    kwargs = {'release': 'kilo', 'settings': settings,
+              'request': {'image': IMAGE, 'instance': 'vm1', 'root_gb': 10}}
+    steps = plan_cmd.describe(flows.factory(**kwargs))
+    assert steps[0]['name'] == 'root-fetch'
+    assert steps[-1]['command'][:2] == ['qemu-img', 'resize']
+    assert flows.warnings('kilo', settings) == []
+    plan_cmd.print_plan(steps, 'kilo')
+    assert 'root-overlay' in capsys.readouterr().out
+    assert not instances.exists()
