@@ -14,6 +14,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from imagepipe import exception
+from imagepipe import flows
 from imagepipe.cmd import config as config_cmd
 from imagepipe.cmd import demo as demo_cmd
 from imagepipe.cmd import plan as plan_cmd
@@ -83,11 +84,24 @@ def setup_logging(conf):
     log.setup(log_conf, 'imagepipe')
 
 
+def release_config(conf):
+    """The options of the selected release, found through its flow.
+
+    A release is what the ``imagepipe.flows`` entry points offer; one from
+    another package may read the options of a release imagepipe knows
+    (``Release.conf_release``).
+    """
+    name = loader.selected_release(conf)
+    release = flows.get(name)
+    return loader.ReleaseConfig(
+        conf, getattr(release, 'conf_release', None) or name, name)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         conf = parse(argv)
-        rconf = loader.ReleaseConfig(conf, loader.selected_release(conf))
+        rconf = release_config(conf)
         return conf.command.handler(conf.command, Context(conf, rconf))
     except exception.ImagepipeError as e:
         print(f'imagepipe: error: {e}', file=sys.stderr)

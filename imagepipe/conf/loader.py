@@ -58,9 +58,8 @@ def register_base(conf):
 
 
 def selected_release(conf):
-    release = conf.release or conf.imagepipe.release
-    releases.index(release)
-    return release
+    """The release asked for: --release, else [imagepipe] release."""
+    return conf.release or conf.imagepipe.release
 
 
 def history(opt):
@@ -104,13 +103,18 @@ def _oslo_group(group):
 class ReleaseConfig:
     """The effective options of one release, with where each came from."""
 
-    def __init__(self, conf, release):
+    def __init__(self, conf, options_release, name=None):
+        """``options_release``: the release whose options are read; ``name``:
+        the flow's release name when it differs (a release from another
+        package that reads, say, Juno's options)."""
+        releases.index(options_release)
         self.conf = conf
-        self.release = release
-        self.options = options.for_release(release)
+        self.options_release = options_release
+        self.release = name or options_release
+        self.options = options.for_release(options_release)
         self.files = conf_files.Files(conf_files.config_files(conf))
         for opt in self.options:
-            group, o = oslo_opt(opt, release)
+            group, o = oslo_opt(opt, options_release)
             conf.register_opt(o, group=group)
         self.warnings = list(self._retired_names())
         for line in self.warnings:
@@ -118,8 +122,8 @@ class ReleaseConfig:
 
     def _retired_names(self):
         for opt in options.OPTIONS:
-            own = opt.spelling_in(self.release)
-            for s in opt.retired_in(self.release):
+            own = opt.spelling_in(self.options_release)
+            for s in opt.retired_in(self.options_release):
                 for path in self.files.setters(s):
                     hint = (f'; use {own.label}' if own else '')
                     yield (f'{s.label} in {path} is ignored: Nova stopped '
@@ -127,12 +131,13 @@ class ReleaseConfig:
                            f'{hint}')
 
     def _spellings(self, opt):
-        return [opt.spelling_in(self.release)] + opt.aliases_in(self.release)
+        release = self.options_release
+        return [opt.spelling_in(release)] + opt.aliases_in(release)
 
     def value(self, key):
         """The effective value; ConfigError naming option, file, accepted."""
         opt = options.BY_KEY[key]
-        own = opt.spelling_in(self.release)
+        own = opt.spelling_in(self.options_release)
         try:
             group = _oslo_group(own.group)
             return (self.conf[own.name] if group is None
@@ -149,8 +154,8 @@ class ReleaseConfig:
     def _bad_value(self, opt):
         found = self.files.where(self._spellings(opt))
         path, spelling, raw = found if found else ('?', opt.spelling_in(
-            self.release), '?')
-        choices = opt.attribute('choices', self.release)
+            self.options_release), '?')
+        choices = opt.attribute('choices', self.options_release)
         accepted = ', '.join(choices) if choices else _ACCEPTED[opt.type]
         return exception.ConfigError(
             f'invalid value {raw!r} for {spelling.label} in {path} '
@@ -163,7 +168,7 @@ class ReleaseConfig:
         if not found:
             return 'default'
         path, spelling, _ = found
-        if spelling is opt.spelling_in(self.release):
+        if spelling is opt.spelling_in(self.options_release):
             return f'{path} {spelling.label}'
         return f'{path} {spelling.label} (deprecated name)'
 
@@ -171,7 +176,7 @@ class ReleaseConfig:
         """Every option of the release: key, name, value, source."""
         rows = []
         for opt in self.options:
-            own = opt.spelling_in(self.release)
+            own = opt.spelling_in(self.options_release)
             rows.append({'key': opt.key, 'option': own.label,
                          'value': self.value(opt.key),
                          'source': self.source(opt.key)})

@@ -42,8 +42,8 @@ def get(name):
         return releases[name]
     except KeyError:
         raise exception.ConfigError(
-            f'no flow registered for release {name!r}: registered releases '
-            f'are {", ".join(releases)}') from None
+            f'unknown release {name!r}: known releases are '
+            f'{", ".join(releases)}') from None
 
 
 def factory(release, settings, request):

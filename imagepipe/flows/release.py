@@ -88,6 +88,9 @@ class Release:
     traits: Traits
     #: options that change this release's flow
     options: tuple = ()
+    #: the release whose options this one reads (None: its own name); a
+    #: release from another package can read, say, Juno's
+    conf_release: str | None = None
 
     def build(self, settings, request):
         return blocks.build(self, settings, request)

@@ -14,9 +14,6 @@ from stevedore import extension
 
 from imagepipe import flows
 from imagepipe.cmd import main
-from imagepipe.cmd import plan as plan_cmd
-from imagepipe.conf import loader
-from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import release as release_mod
 
 IMAGE = 'http://glance/cirros.qcow2'
@@ -203,7 +200,8 @@ KILO = release_mod.Release(
         overlay_cluster_size='inherit', extend_overlay=True,
         overlay_fs_resize='nbd-option', fs_resize='strict',
         preallocation=True, volume_clear_option=True, disk_info='atomic',
-        ephemeral_mkfs=('mkfs', '-t', 'ext3')))
+        ephemeral_mkfs=('mkfs', '-t', 'ext3')),
+    conf_release='juno')
 
 
 @pytest.fixture
@@ -224,16 +222,16 @@ def test_a_release_from_another_distribution(capsys, nova_conf, instances):
     rows = json.loads(out)
     assert [r['name'] for r in rows] == RELEASES + ['kilo']
     assert rows[-1]['nova_tag'] == '2015.1.0'
-    # planned through the factory, with the options Juno read: the command
-    # line only selects releases whose option set imagepipe.conf knows
-    settings = conf_settings.snapshot(loader.load([nova_conf()],
-                                                  release='juno'))
-    kwargs = {'release': 'kilo', 'settings': settings,
-              'request': {'image': IMAGE, 'instance': 'vm1', 'root_gb': 10}}
-    steps = plan_cmd.describe(flows.factory(**kwargs))
+    # planned from the command line, reading the options Juno read
+    code, out, err = run(capsys, '--config-file', nova_conf(),
+                         '--release', 'kilo', 'plan', *REQUEST,
+                         '--format', 'json')
+    assert (code, err) == (0, '')
+    steps = json.loads(out)
     assert steps[0]['name'] == 'root-fetch'
     assert steps[-1]['command'][:2] == ['qemu-img', 'resize']
-    assert flows.warnings('kilo', settings) == []
-    plan_cmd.print_plan(steps, 'kilo')
-    assert 'root-overlay' in capsys.readouterr().out
-    assert not instances.exists()
+    code, out, err = run(capsys, '--config-file', nova_conf(),
+                         '--release', 'kilo', 'config', '--format', 'json')
+    rows = {r['option']: r['value'] for r in json.loads(out)}
+    assert rows['[imagepipe] release'] == 'kilo'
+    assert '[libvirt] images_type' in rows
