@@ -2,7 +2,12 @@
 # Set up a fresh Debian machine for imagepipe: install the system tools it
 # drives (only those missing; needs root or sudo), then a virtualenv in .venv
 # with imagepipe and its test requirements. Safe to run again.
+#
+#   tools/bootstrap.sh           what imagepipe itself runs
+#   tools/bootstrap.sh --tests   and what the boot tests need (QEMU, libvirt,
+#                                a kernel and busybox for the tiny guest)
 set -euo pipefail
+tests=false; [ "${1:-}" = "--tests" ] && tests=true
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/sbin:/sbin
 
@@ -13,12 +18,36 @@ for pair in qemu-img:qemu-utils mkfs.ext4:e2fsprogs fallocate:util-linux \
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+# The boot tests (tests/functional/test_boot.py): QEMU (TCG), libvirt run
+# without systemd, and the tiny guest's kernel and static busybox, all from
+# Debian packages (the guest is built from them, nothing else is fetched).
+if $tests; then
+    for pair in qemu-system-x86_64:qemu-system-x86 \
+                libvirtd:libvirt-daemon-system \
+                virtlogd:libvirt-daemon-system virsh:libvirt-clients; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
+    done
+    for pkg in busybox-static linux-image-cloud-amd64; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null \
+            | grep -q 'ok installed' || need+=("$pkg")
+    done
+fi
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing: ${need[*]}" >&2
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
         --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# libvirt's QEMU runs as root for the boot tests: /dev/kvm is root-only here
+# and KVM unusable, and as user libvirt-qemu libvirt re-probes QEMU on every
+# call (about 4 s each). Appended once; the packaged file is kept otherwise.
+qemu_conf=/etc/libvirt/qemu.conf
+if $tests && [ -f $qemu_conf ] && ! grep -q '^user = "root"' $qemu_conf; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    printf '\n# imagepipe boot tests (tools/bootstrap.sh)\nuser = "root"\ngroup = "root"\n' \
+        | $sudo tee -a $qemu_conf >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
