@@ -1,60 +1,437 @@
-"""An image in Glance, read through the v2 API.
+"""An image in Glance, read through the v2 API with a keystoneauth1 Session.
 
-Only two calls: ``GET /v2/images/{id}`` for the metadata (status, disk_format,
-size, hashes) and ``GET /v2/images/{id}/file`` for the data, which Glance
-serves with Range support. Each call tries the API servers in turn while they
-cannot be reached; an HTTP error answer is final.
+Two calls: ``GET /v2/images/{id}`` for the metadata (the image must be
+``active``; it gives disk_format, container_format, size, virtual_size and the
+hashes) and ``GET /v2/images/{id}/file`` for the data, which Glance serves
+with Range support.
+
+Why keystoneauth1 and not python-glanceclient or the stdlib: glanceclient's
+``images.data()`` hashes the stream itself (md5 or os_hash, a second hash
+beside Fetch's, which is the download's bottleneck) and cannot ask for a byte
+range, so it can neither continue a ``.part`` nor a cut download. A
+keystoneauth1 :class:`~keystoneauth1.session.Session` gives what the stdlib
+would have to reimplement: the auth plugins (a fixed token, password auth
+against Keystone with the image endpoint from the catalog, a new token on a
+401), TLS verification options and the request logging with the token
+redacted; and with ``stream=True`` it hands back a requests response whose
+raw body we read ourselves, with our own ``Range`` header, nothing decoded
+and nothing hashed on the way. Fetch does the sparse write and the one hash.
+
+A download that breaks off is continued inside the stream (:class:`_Body`):
+Fetch sees one unbroken stream, or a :class:`DownloadCut` once the retries
+are spent.
+
+The ``glance`` dict (the Fetch task's ``glance`` input) may hold:
+
+``api_servers``
+    Base URLs (``http://host:9292``), tried in turn while they cannot be
+    reached (or answer 5xx); any other HTTP error is final. Without them,
+    the ``image`` endpoint comes from the Keystone catalog (``auth`` needed).
+``token``
+    A fixed token sent as ``X-Auth-Token``, with no Keystone involved.
+``auth``
+    keystoneauth1 plugin parameters, e.g. ``{"auth_type": "password",
+    "auth_url": ..., "username": ..., "password": ..., "project_name": ...,
+    "user_domain_name": ..., "project_domain_name": ...}`` (``auth_type``
+    defaults to ``password``).
+``region_name``, ``interface``
+    Which catalog endpoint to use when there are no ``api_servers``.
+``insecure``, ``cafile``
+    TLS: skip certificate verification, or verify against this CA bundle.
+``download_retries``
+    How many times an interrupted download is continued with a Range request
+    (the delay doubles from RETRY_DELAY) before it fails; default 3.
+
+With neither ``token`` nor ``auth`` no credentials are sent (a no-auth
+Glance). The dict is among the run's stored arguments: a token or password
+put in it lands in the run database too.
 """
 
+from http import client as http_client
 import json
+import logging
+import re
+import time
+
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+from oslo_utils import uuidutils
+import requests
+import urllib3
 
 from imagepipe import exception
 from imagepipe.sources import base
-from imagepipe.sources import http
+from imagepipe.sources import http as http_source
+
+LOG = logging.getLogger(__name__)
+
+#: Continuations of an interrupted download when the dict does not say.
+DEFAULT_RETRIES = 3
+
+#: Seconds before the first continuation; doubled for each next one, so the
+#: default three retries wait 2, 4 and 8 s: a restarting glance-api is back.
+RETRY_DELAY = 2.0
+
+#: The longest wait between two continuations.
+MAX_RETRY_DELAY = 30.0
+
+#: What reading a response body raises when the connection breaks.
+_READ_ERRORS = (OSError, http_client.HTTPException,
+                urllib3.exceptions.HTTPError,
+                requests.exceptions.RequestException)
+
+#: What a request raises when the server cannot be reached.
+_UNREACHABLE = (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure)
+
+_CONTENT_RANGE = re.compile(r'bytes (\d+)-\d+/(\d+|\*)')
+_ERRNO = re.compile(r'\[Errno -?\d+\] [^\'")\]]+')
+_ERRNO_REPR = re.compile(r"\w+Error\((-?\d+), '([^']*)'\)")
+_WORDS_REPR = re.compile(r"\w+\('([^']+)'\)")
+_VERSION_SUFFIX = re.compile(r'/v\d+(\.\d+)?/?$')
+
+_STATUS = {
+    401: 'authentication required',
+    403: 'access forbidden',
+    404: 'not found',
+}
+
+
+class DownloadCut(exception.SourceError):
+    """The download broke off and could not be continued; ``position`` is
+    the first byte not received (the .part is good up to there)."""
+
+    def __init__(self, message, position):
+        super().__init__(message)
+        self.position = position
 
 
 class GlanceImage(base.ImageSource):
+    """Glance image ``image_id``; the metadata is read at once."""
+
     supports_range = True
+    container_format = None
+    virtual_size = None
 
     def __init__(self, ref, image_id, glance):
         super().__init__(ref)
+        if not uuidutils.is_uuid_like(image_id):
+            raise exception.SourceError(
+                f'{ref}: {image_id!r} is not a Glance image id')
         self.image_id = image_id
-        self.servers = [s.rstrip('/') for s in glance.get('api_servers') or ()]
-        if not self.servers:
-            raise exception.SourceError(f'{ref}: no Glance api_servers given')
-        token = glance.get('token')
-        self.headers = {'X-Auth-Token': token} if token else {}
-        self._describe(self._get(f'/v2/images/{image_id}'))
+        retries = glance.get('download_retries')
+        self.retries = DEFAULT_RETRIES if retries is None else int(retries)
+        self.session = _session(ref, glance)
+        if glance.get('auth'):
+            _authenticate(ref, self.session)
+        self.servers = _servers(ref, glance, self.session)
+        self._describe(self._metadata())
 
-    def read(self, offset=0):
-        path = f'/v2/images/{self.image_id}/file'
-        return http.stream(self.ref, self._get(path, offset), offset)
+    # -- metadata ---------------------------------------------------------
 
-    def _get(self, path, offset=0):
-        unreachable = []
-        for server in self.servers:
-            try:
-                return http.open_url(server + path, self.headers, offset)
-            except base.Unreachable as e:
-                unreachable.append(str(e))
-        raise exception.SourceError(
-            f'{self.ref}: no Glance API server reachable '
-            f'({"; ".join(unreachable)})')
-
-    def _describe(self, response):
-        """Take size, checksum and disk_format from the image's metadata."""
+    def _metadata(self):
+        try:
+            response = self._first_answer(f'/v2/images/{self.image_id}', 0)
+        except base.Unreachable as e:
+            raise exception.SourceError(f'{self.ref}: {e}') from None
         with response:
             try:
-                meta = json.load(response)
+                return json.loads(response.content)
             except ValueError:
                 raise exception.SourceError(
-                    f'{self.ref}: Glance answered with invalid JSON') from None
-        if meta.get('status') != 'active':
+                    f'{self.ref}: Glance answered with invalid JSON'
+                ) from None
+
+    def _describe(self, meta):
+        """Refuse an image that is not active; keep what Fetch verifies."""
+        status = meta.get('status')
+        if status != 'active':
+            why = {'deactivated': ' (an administrator deactivated it)',
+                   'killed': ' (its upload failed)',
+                   'queued': ' (it has no data yet)'}.get(status, '')
             raise exception.SourceError(
-                f'{self.ref}: image is {meta.get("status")}, not active')
+                f'{self.ref}: image is {status}, not active{why}')
         self.size = meta.get('size')
+        self.virtual_size = meta.get('virtual_size')
         self.disk_format = meta.get('disk_format')
+        self.container_format = meta.get('container_format')
         if meta.get('os_hash_algo') and meta.get('os_hash_value'):
             self.checksum = (meta['os_hash_algo'], meta['os_hash_value'])
         elif meta.get('checksum'):
             self.checksum = ('md5', meta['checksum'])
+
+    # -- data -------------------------------------------------------------
+
+    def read(self, offset=0):
+        if offset and self.size and offset >= self.size:
+            # The part holds the whole image (a crash after the last byte):
+            # nothing to ask for, Fetch verifies what it has.
+            return base.Stream(self.ref, _Empty(), self.size, self.size, 0)
+        body = _Body(self, offset)
+        return base.Stream(self.ref, body, body.start, body.total,
+                           body.total - body.start
+                           if body.total is not None else None)
+
+    def open_file(self, offset):
+        """The response to ``GET .../file`` from ``offset`` on."""
+        path = f'/v2/images/{self.image_id}/file'
+        response = self._first_answer(path, offset)
+        if response.status_code == 204:
+            response.close()
+            raise exception.SourceError(f'{self.ref}: no image data '
+                                        '(HTTP 204)')
+        return response
+
+    # -- requests ---------------------------------------------------------
+
+    def _first_answer(self, path, offset):
+        """The first server's answer that is not a connection failure.
+
+        Raises :class:`base.Unreachable` (a SourceError) when every server
+        failed to connect or answered 5xx, SourceError on other errors.
+        """
+        failures = []
+        for server in self.servers:
+            url = server + path
+            try:
+                response = self._get(url, offset)
+            except base.Unreachable as e:
+                failures.append(str(e))
+                continue
+            if response.status_code >= 500:
+                failures.append(f'{url}: {_explain(response)}')
+                continue
+            if response.status_code == 416 and offset:
+                # Past the end: the part is longer than the image; start over.
+                response.close()
+                return self._first_answer(path, 0)
+            if response.status_code >= 400:
+                what = _STATUS.get(response.status_code, 'refused')
+                raise exception.SourceError(
+                    f'{self.ref}: {url}: {what} ({_explain(response)})')
+            return response
+        raise base.Unreachable(
+            f'no Glance API server reachable ({"; ".join(failures)})')
+
+    def _get(self, url, offset):
+        headers = {'Accept-Encoding': 'identity'}
+        if offset:
+            headers['Range'] = f'bytes={offset}-'
+        try:
+            return self.session.get(url, headers=headers, stream=True,
+                                    raise_exc=False, connect_retries=0)
+        except _UNREACHABLE as e:
+            raise base.Unreachable(
+                f'{url}: unreachable: {_reason(e)}') from None
+        except ks_exc.ClientException as e:
+            # Getting a token failed (Keystone refused or was unreachable).
+            raise exception.SourceError(
+                f'{self.ref}: authentication failed: {_reason(e)}') from None
+
+
+class _Body:
+    """The raw body of the image from ``start`` on, read like a file.
+
+    A read that breaks off (an error or an early end) closes the response
+    and asks again from the next byte with a Range request, up to
+    ``image.retries`` times per download, with a doubling delay between
+    attempts; after that the download fails with one line saying why.
+    """
+
+    def __init__(self, image, offset):
+        self.image = image
+        self.retries_left = image.retries
+        self.attempt = 0
+        self.response = None
+        self._skip = 0
+        try:
+            response = image.open_file(offset)
+        except base.Unreachable as e:
+            # Reachable a moment ago for the metadata: treat as a cut.
+            self.start, self.total = offset, image.size
+            self.position = offset
+            self._continue(str(e))
+        else:
+            self.start, self.total = self._range(response, offset)
+            self.response = response
+            self.position = self.start
+
+    def _range(self, response, offset):
+        """(first byte, image size) of a 200 or 206 answer."""
+        if response.status_code != 206:
+            length = response.headers.get('Content-Length')
+            return 0, int(length) if length else self.image.size
+        found = _CONTENT_RANGE.match(
+            response.headers.get('Content-Range', ''))
+        if not found or int(found.group(1)) != offset:
+            response.close()
+            raise exception.SourceError(
+                f'{self.image.ref}: asked for bytes from {offset} on, got '
+                f'Content-Range {response.headers.get("Content-Range")!r}')
+        total = found.group(2)
+        return offset, int(total) if total.isdigit() else self.image.size
+
+    def read(self, size):
+        while True:
+            try:
+                data = self.response.raw.read(size, decode_content=False)
+            except _READ_ERRORS as e:
+                why = _reason(e)
+            else:
+                if self._skip and data:
+                    drop = min(self._skip, len(data))
+                    self._skip -= drop
+                    data = data[drop:]
+                    if not data:
+                        continue
+                if data or self.total is None or self.position >= self.total:
+                    self.position += len(data)
+                    return data
+                why = 'the connection was closed'
+            self.response.close()
+            self.response = None
+            self._continue(why)
+
+    def _continue(self, cause):
+        """Reopen the download at ``position``, or fail after the retries."""
+        ref, position = self.image.ref, self.position
+        of = f' of {self.total}' if self.total is not None else ''
+        why = cause
+        while self.retries_left > 0:
+            self.retries_left -= 1
+            self.attempt += 1
+            delay = min(RETRY_DELAY * 2 ** (self.attempt - 1),
+                        MAX_RETRY_DELAY)
+            LOG.warning('%s: download cut at byte %d%s (%s); continuing '
+                        'with a Range request in %.0fs (retry %d of %d)',
+                        ref, position, of, why, delay, self.attempt,
+                        self.image.retries)
+            time.sleep(delay)
+            try:
+                response = self.image.open_file(position)
+            except base.Unreachable as e:
+                why = str(e)
+                continue
+            start, total = self._range(response, position)
+            if self.total is not None and total != self.total:
+                response.close()
+                raise exception.SourceError(
+                    f'{ref}: the image was {self.total} bytes, now {total}')
+            self._skip = position - start   # a server that ignored Range
+            self.response = response
+            return
+        last = f'; last: {why}' if why != cause else ''
+        raise DownloadCut(
+            f'{ref}: download cut at byte {position}{of} ({cause}); gave up '
+            f'after {self.image.retries} Range retries{last}', position)
+
+    def close(self):
+        if self.response is not None:
+            self.response.close()
+
+
+class _Empty:
+    def read(self, size):
+        return b''
+
+    def close(self):
+        pass
+
+
+def _session(ref, glance):
+    """A keystoneauth1 Session with the credentials the dict gives."""
+    token, auth = glance.get('token'), glance.get('auth')
+    if token and auth:
+        raise exception.SourceError(
+            f'{ref}: give Glance either a token or auth parameters, not both')
+    plugin = None
+    if token:
+        plugin = token_endpoint.Token(None, token)
+    elif auth:
+        params = dict(auth)
+        auth_type = params.pop('auth_type', None) or 'password'
+        try:
+            plugin = ks_loading.get_plugin_loader(
+                auth_type).load_from_options(**params)
+        except ks_exc.ClientException as e:
+            raise exception.SourceError(
+                f'{ref}: Glance auth ({auth_type}): {_reason(e)}') from None
+    verify = True
+    if glance.get('insecure'):
+        verify = False
+    elif glance.get('cafile'):
+        verify = glance['cafile']
+    return ks_session.Session(auth=plugin, verify=verify,
+                              timeout=http_source.TIMEOUT,
+                              user_agent='imagepipe')
+
+
+def _authenticate(ref, session):
+    """Get a token now, so a Keystone failure is named as such."""
+    try:
+        session.get_auth_headers()
+    except ks_exc.ClientException as e:
+        raise exception.SourceError(
+            f'{ref}: Keystone authentication failed: {_reason(e)}') from None
+
+
+def _servers(ref, glance, session):
+    """Base URLs: the configured ones, else the catalog's image endpoint."""
+    servers = [s.rstrip('/') for s in glance.get('api_servers') or ()]
+    if servers:
+        return servers
+    if not glance.get('auth'):
+        raise exception.SourceError(
+            f'{ref}: no Glance api_servers given and no auth to find the '
+            'image endpoint in the Keystone catalog')
+    try:
+        url = session.get_endpoint(
+            service_type='image', interface=glance.get('interface') or
+            'public', region_name=glance.get('region_name'))
+    except ks_exc.ClientException as e:
+        raise exception.SourceError(
+            f'{ref}: finding the image endpoint in the Keystone catalog '
+            f'failed: {_reason(e)}') from None
+    if not url:
+        raise exception.SourceError(
+            f'{ref}: the Keystone catalog has no image endpoint')
+    return [_VERSION_SUFFIX.sub('', url.rstrip('/'))]
+
+
+def _reason(error):
+    """A short reason for a connection, read or auth error, on one line."""
+    text = str(error)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(0).strip()
+    found = _ERRNO_REPR.search(text)      # ConnectionResetError(104, '...')
+    if found:
+        return f'[Errno {found.group(1)}] {found.group(2)}'
+    if 'timed out' in text.lower():
+        return 'timed out'
+    if isinstance(error, urllib3.exceptions.ProtocolError) and error.args:
+        text = str(error.args[0])     # not the tuple of (text, cause)
+    elif isinstance(error, ks_exc.ConnectionError):
+        found = _WORDS_REPR.search(text)   # RemoteDisconnected('...')
+        if found:
+            return found.group(1)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _explain(response):
+    """``HTTP nnn`` and the gist of what the server said; closes it."""
+    try:
+        text = response.raw.read(2048, decode_content=True) or b''
+    except _READ_ERRORS:
+        text = b''
+    response.close()
+    text = re.sub(r'<[^>]*>', ' ', text.decode('utf-8', 'replace'))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # A short last line is Glance's own reason ("No image found with ID
+    # ..."); a long one is webob's boilerplate for the status.
+    said = f': {lines[-1]}' if lines and len(lines[-1]) <= 150 else ''
+    return f'HTTP {response.status_code}{said}'
+
+

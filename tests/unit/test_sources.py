@@ -1,11 +1,15 @@
 import hashlib
+import http.server
+import json
 import socket
+import threading
 
 import pytest
 
 from imagepipe import exception
 from imagepipe import sources
 from imagepipe.sources import base
+from imagepipe.sources import glance as glance_source
 from tests import httpserver
 
 IMAGE_ID = '6b1b4c5e-0a3e-4d59-9a51-3f1ad0d6d2a1'
@@ -180,7 +184,7 @@ def test_glance_token(served):
     with httpserver.Server(served, token='secret') as srv:
         srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
         with pytest.raises(exception.SourceError,
-                           match=r'authentication required \(HTTP 401\)'):
+                           match=r'authentication required \(HTTP 401'):
             sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url]})
         source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url],
                                                'token': 'secret'})
@@ -203,3 +207,220 @@ def test_glance_not_active(server):
 def test_glance_ref_needs_glance():
     with pytest.raises(exception.SourceError, match='needs Glance'):
         sources.open_image(f'glance://{IMAGE_ID}')
+
+
+@pytest.fixture
+def no_retry_delay(monkeypatch):
+    monkeypatch.setattr(glance_source, 'RETRY_DELAY', 0)
+
+
+def test_glance_metadata_extras(server):
+    server.add_image(IMAGE_ID, 'img.bin', size=len(DATA), disk_format='raw',
+                     container_format='bare', virtual_size=len(DATA))
+    source = sources.open_image(IMAGE_ID, {'api_servers': [server.base_url]})
+    assert (source.container_format, source.virtual_size) == (
+        'bare', len(DATA))
+    assert source.checksum is None
+
+
+def test_glance_ref_must_be_an_image_id(server):
+    with pytest.raises(exception.SourceError,
+                       match="'nope' is not a Glance image id"):
+        sources.open_image('glance://nope', {'api_servers': [server.base_url]})
+    assert server.requests == []
+
+
+def test_glance_deactivated(server):
+    server.add_image(IMAGE_ID, 'img.bin', status='deactivated')
+    with pytest.raises(exception.SourceError,
+                       match='image is deactivated, not active') as err:
+        sources.open_image(IMAGE_ID, {'api_servers': [server.base_url]})
+    assert '\n' not in str(err.value)
+    assert [r['path'] for r in server.requests] == [f'/v2/images/{IMAGE_ID}']
+
+
+def test_glance_cut_download_continues_with_range(served, no_retry_delay):
+    piece = base.CHUNK_SIZE
+    with httpserver.Server(served, cut_after=piece) as srv:
+        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url],
+                                               'download_retries': 3})
+        stream, chunks = read_all(source)
+        assert b''.join(chunks) == DATA
+        assert (stream.offset, stream.total) == (0, len(DATA))
+        assert srv.ranges()[1:] == [None] + [
+            f'bytes={n * piece}-' for n in (1, 2, 3)]
+
+
+def test_glance_cut_download_gives_up(served, no_retry_delay):
+    piece = base.CHUNK_SIZE
+    with httpserver.Server(served, cut_after=piece) as srv:
+        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url],
+                                               'download_retries': 2})
+        with pytest.raises(glance_source.DownloadCut) as err:
+            read_all(source)
+    assert err.value.position == 3 * piece
+    message = str(err.value)
+    assert message.startswith(
+        f'{IMAGE_ID}: download cut at byte {3 * piece} of {len(DATA)} (')
+    assert message.endswith('gave up after 2 Range retries')
+    assert '\n' not in message
+
+
+def test_glance_cut_retries_default_to_three(served, no_retry_delay):
+    with httpserver.Server(served, cut_after=1000) as srv:
+        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url]})
+        with pytest.raises(exception.SourceError,
+                           match='download cut at byte 4000 .*after 3 Range'):
+            read_all(source)
+
+
+def test_glance_server_gone_mid_download(served, no_retry_delay):
+    """The server stops for good: the continuations cannot connect."""
+    with httpserver.Server(served, cut_after=100000) as srv:
+        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url],
+                                               'download_retries': 2})
+        stream = source.read()
+    with pytest.raises(exception.SourceError,
+                       match=r'download cut at byte 100000 of \d+ \(.*\); '
+                             'gave up after 2 Range retries; last: no Glance '
+                             r'API server reachable \(.*Connection refused\)$'
+                       ) as err:
+        with stream:
+            list(stream)
+    assert '\n' not in str(err.value)
+
+
+def test_glance_whole_part_needs_no_request(server):
+    source = sources.open_image(IMAGE_ID, {'api_servers': [server.base_url]})
+    count = len(server.requests)
+    stream, chunks = read_all(source, len(DATA))
+    assert (stream.offset, chunks) == (len(DATA), [])
+    assert len(server.requests) == count
+
+
+def test_glance_token_and_auth_exclusive(server):
+    with pytest.raises(exception.SourceError, match='not both'):
+        sources.open_image(IMAGE_ID, {'api_servers': [server.base_url],
+                                      'token': 't', 'auth': {'x': 1}})
+
+
+class FakeKeystone:
+    """Keystone v3 password auth: one user, a token and a catalog."""
+
+    def __init__(self, token, image_url, password='pw'):
+        self.token, self.image_url, self.password = token, image_url, password
+        self.posts = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _json(self, code, body, headers=()):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._json(200, {'version': {
+                    'id': 'v3.14', 'status': 'stable',
+                    'links': [{'rel': 'self', 'href': owner.url + '/'}],
+                    'media-types': []}})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(
+                    int(self.headers['Content-Length'])))
+                owner.posts.append((self.path, body))
+                user = body['auth']['identity']['password']['user']
+                if user['password'] != owner.password:
+                    return self._json(401, {'error': {
+                        'code': 401, 'title': 'Unauthorized',
+                        'message': 'The request you have made requires '
+                                   'authentication.'}})
+                self._json(201, {'token': {
+                    'methods': ['password'],
+                    'expires_at': '2099-01-01T00:00:00.000000Z',
+                    'issued_at': '2026-01-01T00:00:00.000000Z',
+                    'user': {'id': 'u1', 'name': user['name'],
+                             'domain': {'id': 'default', 'name': 'Default'}},
+                    'project': {'id': 'p1', 'name': 'demo',
+                                'domain': {'id': 'default',
+                                           'name': 'Default'}},
+                    'catalog': [{'type': 'image', 'name': 'glance',
+                                 'id': 's1', 'endpoints': [{
+                                     'id': 'e1', 'interface': 'public',
+                                     'region': 'R1', 'region_id': 'R1',
+                                     'url': owner.image_url}]}]}},
+                    headers=[('X-Subject-Token', owner.token)])
+
+        self._httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                      Handler)
+        self.url = f'http://127.0.0.1:{self._httpd.server_address[1]}/v3'
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def password_auth(keystone, password='pw'):
+    return {'auth_type': 'password', 'auth_url': keystone.url,
+            'username': 'nova', 'password': password,
+            'project_name': 'demo', 'user_domain_name': 'Default',
+            'project_domain_name': 'Default'}
+
+
+@pytest.fixture
+def token_server(served):
+    with httpserver.Server(served, token='ks-token') as srv:
+        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA),
+                      os_hash_algo='sha512',
+                      os_hash_value=hashlib.sha512(DATA).hexdigest())
+        yield srv
+
+
+def test_glance_password_auth_with_api_servers(token_server):
+    with FakeKeystone('ks-token', 'http://unused.invalid') as keystone:
+        source = sources.open_image(IMAGE_ID, {
+            'api_servers': [token_server.base_url],
+            'auth': password_auth(keystone)})
+        assert b''.join(read_all(source)[1]) == DATA
+    assert [p for p, _ in keystone.posts] == ['/v3/auth/tokens']
+
+
+def test_glance_password_auth_endpoint_from_catalog(token_server):
+    with FakeKeystone('ks-token', token_server.base_url + '/v2/') as ks:
+        source = sources.open_image(IMAGE_ID, {'api_servers': [],
+                                               'auth': password_auth(ks)})
+        assert b''.join(read_all(source)[1]) == DATA
+    assert token_server.requests[0]['path'] == f'/v2/images/{IMAGE_ID}'
+
+
+def test_glance_password_auth_refused(token_server):
+    with FakeKeystone('ks-token', token_server.base_url) as keystone:
+        with pytest.raises(exception.SourceError,
+                           match='Keystone authentication failed') as err:
+            sources.open_image(IMAGE_ID, {
+                'api_servers': [token_server.base_url],
+                'auth': password_auth(keystone, password='wrong')})
+    assert '\n' not in str(err.value)
+    assert token_server.requests == []
+
+
+def test_glance_no_servers_and_no_auth():
+    with pytest.raises(exception.SourceError, match='no Glance api_servers'):
+        sources.open_image(IMAGE_ID, {'api_servers': []})
