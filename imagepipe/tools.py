@@ -26,6 +26,7 @@ PACKAGES = {
     'e2label': 'e2fsprogs',
     'mkfs.ext3': 'e2fsprogs',
     'mkfs.ext4': 'e2fsprogs',
+    'mkfs.vfat': 'dosfstools',
     'mkswap': 'util-linux',
     'fallocate': 'util-linux',
     'blockdev': 'util-linux',

@@ -13,7 +13,8 @@ export PATH=$PATH:/usr/sbin:/sbin
 
 need=()
 for pair in qemu-img:qemu-utils mkfs.ext4:e2fsprogs fallocate:util-linux \
-            fincore:util-linux sfdisk:fdisk lvcreate:lvm2 dot:graphviz \
+            fincore:util-linux sfdisk:fdisk mkfs.vfat:dosfstools \
+            lvcreate:lvm2 dot:graphviz \
             git:git; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done

@@ -8,7 +8,9 @@ release's Nova, and imagepipe warns about it.
 
 ``per_release`` overrides the default, the choices or the help from a given
 release on. Facts: openstack/nova at the final point release of each series
-(2012.1.3, 2012.2.4, 2013.1.5, 2013.2.4, 2014.1.5, 2014.2.4).
+(2012.1.3, 2012.2.4, 2013.1.5, 2013.2.4, 2014.1.5, 2014.2.4), and at 33.0.2
+for Gazpacho (nova-modern.md section 1; oslo.concurrency for
+``[oslo_concurrency]``).
 """
 
 import dataclasses
@@ -92,6 +94,11 @@ def _one(group, name, since, until=None, accepted_until=None):
 
 IMAGES_TYPES = ('raw', 'qcow2', 'lvm', 'default')
 
+#: [libvirt] images_type in 33.0.2: flat is Newton's name of raw; rbd and
+#: ploop are valid for Nova but refused by imagepipe when a flow is built.
+MODERN_IMAGES_TYPES = ('raw', 'flat', 'qcow2', 'lvm', 'rbd', 'ploop',
+                       'default')
+
 OPTIONS = (
     Option('state_path', 'str', '/var/lib/nova',
            "Top-level directory for Nova's state. Nova defaulted to its own "
@@ -118,7 +125,13 @@ OPTIONS = (
                'choices': ('raw', 'qcow2', 'lvm', 'rbd', 'default'),
                'help': 'Instance disk format: raw, qcow2, lvm, rbd, default '
                        '(default follows use_cow_images). rbd is accepted '
-                       'and refused at run time.'}),)),
+                       'and refused at run time.'}),
+                        ('gazpacho', {
+               'choices': MODERN_IMAGES_TYPES,
+               'help': 'Instance disk backend: raw or flat (a full copy), '
+                       'qcow2 (an overlay), lvm, rbd, ploop, default '
+                       '(default follows use_cow_images). rbd and ploop are '
+                       'accepted and refused at run time.'}))),
     Option('images_volume_group', 'str', None,
            'LVM volume group for instance disks when images_type is lvm.',
            (_one('DEFAULT', 'libvirt_images_volume_group', 'folsom',
@@ -132,14 +145,21 @@ OPTIONS = (
     Option('preallocate_images', 'str', 'none',
            'Instance disk preallocation: "none" or "space" (fallocate). '
            'Nova of these releases treated any value but "none" as "space".',
-           (_one('DEFAULT', 'preallocate_images', 'grizzly'),)),
+           (_one('DEFAULT', 'preallocate_images', 'grizzly'),),
+           per_release=(('gazpacho', {
+               'choices': ('none', 'space'),
+               'help': 'Instance disk preallocation: "none" or "space" '
+                       '(fallocate). Only "space" preallocates (Kilo+); '
+                       'other values are refused (Liberty+).'}),)),
     Option('resize_fs_using_block_device', 'bool', False,
            'Grow the filesystem inside qcow2 disks through an nbd device.',
            (_one('DEFAULT', 'resize_fs_using_block_device', 'havana'),)),
     Option('image_cache_subdirectory_name', 'str', '_base',
            'Name of the image cache directory under instances_path.',
            (_one('DEFAULT', 'base_dir_name', 'essex', 'havana', 'icehouse'),
-            _one('DEFAULT', 'image_cache_subdirectory_name', 'icehouse'))),
+            _one('DEFAULT', 'image_cache_subdirectory_name', 'icehouse',
+                 'juno', 'gazpacho'),
+            _one('image_cache', 'subdirectory_name', 'gazpacho'))),
     Option('volume_clear', 'str', 'zero',
            'How a logical volume is wiped before removal: none, zero, shred.',
            (_one('libvirt', 'volume_clear', 'icehouse'),),
@@ -149,37 +169,61 @@ OPTIONS = (
            (_one('libvirt', 'volume_clear_size', 'icehouse'),)),
     Option('disable_process_locking', 'bool', False,
            'Use in-process locks only (no lock files).',
-           (_one('DEFAULT', 'disable_process_locking', 'essex'),)),
+           (_one('DEFAULT', 'disable_process_locking', 'essex', 'juno',
+                 'gazpacho'),
+            _one('oslo_concurrency', 'disable_process_locking',
+                 'gazpacho'))),
     Option('my_ip', 'str', None,
            "This host's IP address (the default Glance host).",
            (_one('DEFAULT', 'my_ip', 'essex'),),
            sample_default='<host ipv4>'),
+    # [glance] host, port and protocol were gone by Newton (14.0.0): modern
+    # Nova finds Glance in the Keystone catalog unless api_servers is set.
     Option('glance_host', 'str', '$my_ip', 'Default Glance host name or IP.',
            (_one('DEFAULT', 'glance_host', 'essex', 'icehouse', 'juno'),
-            _one('glance', 'host', 'juno'))),
+            _one('glance', 'host', 'juno', 'juno'))),
     Option('glance_port', 'int', 9292, 'Default Glance port.',
            (_one('DEFAULT', 'glance_port', 'essex', 'icehouse', 'juno'),
-            _one('glance', 'port', 'juno'))),
+            _one('glance', 'port', 'juno', 'juno'))),
     Option('glance_protocol', 'str', 'http',
            'Default protocol for Glance: http or https.',
            (_one('DEFAULT', 'glance_protocol', 'grizzly', 'icehouse', 'juno'),
-            _one('glance', 'protocol', 'juno'))),
+            _one('glance', 'protocol', 'juno', 'juno'))),
     Option('glance_api_servers', 'list', ['$glance_host:$glance_port'],
            'Glance API servers as [scheme://]host:port, tried in turn.',
            (_one('DEFAULT', 'glance_api_servers', 'essex', 'icehouse',
                  'juno'),
             _one('glance', 'api_servers', 'juno')),
-           per_release=(('juno', {'default': None}),)),
+           per_release=(('juno', {'default': None}),
+                        ('gazpacho', {
+               'help': 'Glance API servers as scheme://host:port[/path], '
+                       'tried in turn. Deprecated for removal since 21.0.0; '
+                       'unset, the image endpoint comes from the Keystone '
+                       'catalog.'}))),
     Option('glance_api_insecure', 'bool', False,
            'Do not verify the Glance server certificate over https.',
            (_one('DEFAULT', 'glance_api_insecure', 'folsom', 'icehouse',
                  'juno'),
-            _one('glance', 'api_insecure', 'juno'))),
+            _one('glance', 'api_insecure', 'juno', 'juno', 'gazpacho'),
+            _one('glance', 'insecure', 'gazpacho'))),
     Option('glance_num_retries', 'int', 0,
            'Retries when downloading an image from Glance.',
            (_one('DEFAULT', 'glance_num_retries', 'essex', 'icehouse',
                  'juno'),
-            _one('glance', 'num_retries', 'juno'))),
+            _one('glance', 'num_retries', 'juno')),
+           per_release=(('gazpacho', {'default': 3}),)),
+    Option('vmdk_allowed_types', 'list',
+           ['streamOptimized', 'monolithicSparse'],
+           'VMDK create-types a download may have (CVE-2022-47951); an '
+           'empty list refuses every VMDK image.',
+           (_one('compute', 'vmdk_allowed_types', 'gazpacho'),)),
+    Option('disable_deep_image_inspection', 'bool', False,
+           'Skip the format inspector on downloads and cached bases, and its '
+           'agreement with Glance and qemu-img (OSSA-2024-001 workaround); '
+           'backing files, data-files and VMDK create-types are still '
+           'refused.',
+           (_one('workarounds', 'disable_deep_image_inspection',
+                 'gazpacho'),)),
 )
 
 BY_KEY = {o.key: o for o in OPTIONS}

@@ -1,12 +1,15 @@
 """The Nova releases whose option sets imagepipe knows, oldest first.
 
 Option histories (imagepipe.conf.options) name releases from this list; the
-flows for a release are found separately, through stevedore.
+flows for a release are found separately, through stevedore. The list has
+a gap: after Juno comes today's Nova (2026.1 Gazpacho, nova-modern.md), so
+"until juno" in an option's history means "gone by Gazpacho".
 """
 
 from imagepipe import exception
 
-RELEASES = ('essex', 'folsom', 'grizzly', 'havana', 'icehouse', 'juno')
+RELEASES = ('essex', 'folsom', 'grizzly', 'havana', 'icehouse', 'juno',
+            'gazpacho')
 
 
 def index(release):

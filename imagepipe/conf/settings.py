@@ -12,21 +12,30 @@ from imagepipe.conf import options
 
 
 def effective_images_type(release, images_type, use_cow_images):
-    """raw, qcow2, lvm (or rbd): what backend the release's Nova used.
+    """raw, qcow2, lvm (or rbd, ploop): what backend the release's Nova used.
 
     Essex had no images type at all: use_cow_images alone chose an overlay
-    (qcow2) or a copy (raw).
+    (qcow2) or a copy (raw). ``flat`` is Newton's name of the Raw backend
+    (renamed Flat): the same full copy, so it is ``raw`` here.
     """
     if images_type in (None, 'default'):
         return 'qcow2' if use_cow_images else 'raw'
+    if images_type == 'flat':
+        return 'raw'
     return images_type
 
 
 def glance_endpoints(values):
-    """Glance API base URLs in the order Nova tried them."""
+    """Glance API base URLs in the order Nova tried them.
+
+    Empty when the release has no host and port options (modern Nova) and no
+    api_servers are set: Glance is then found in the Keystone catalog.
+    """
     servers = values.get('glance_api_servers')
     protocol = values.get('glance_protocol') or 'http'
     if not servers:
+        if values.get('glance_host') is None:
+            return []
         servers = [f"{values['glance_host']}:{values['glance_port']}"]
     return [s if '://' in s else f'{protocol}://{s}' for s in servers]
 

@@ -1,8 +1,9 @@
 """The building blocks every release flow is made of, chosen by traits.
 
 Reference: nova-reference.md section 3 (root disk), 3.7 (ephemeral and swap),
-section 5 (LVM). Steps taken under one of Nova's locks form a section: the
-first task takes the lock, the last one releases it (imagepipe.tasks.locks).
+section 5 (LVM); nova-modern.md section 2 for today's Nova. Steps taken under
+one of Nova's locks form a section: the first task takes the lock, the last
+one releases it (imagepipe.tasks.locks).
 
 A step's notes come from its task; the blocks add only what the task cannot
 know: where imagepipe departs from the release (:mod:`deviations`) and where
@@ -48,6 +49,11 @@ class Step:
         return self.cls(self.name, inject=inject, wire=self.wire,
                         notes=self.notes)
 
+    def unlocked(self):
+        """The task of a step that takes a ``lock`` but runs outside one."""
+        return self.cls(self.name, inject={**self.inject, 'lock': None},
+                        wire=self.wire, notes=self.notes)
+
 
 class Context:
     """Everything a block needs: release traits, settings, paths, sizes."""
@@ -64,6 +70,9 @@ class Context:
         self.backend = settings['images_type_effective']
         #: format of the base once published; None: known only at run time
         self.base_format = 'raw' if settings['force_raw_images'] else None
+        #: [workarounds] disable_deep_image_inspection is off (or unknown to
+        #: the release: only a release whose Nova inspects reads it)
+        self.deep = not settings.get('disable_deep_image_inspection')
 
     def lock(self, name, last):
         return {'name': name, 'path': self.paths.locks,
@@ -79,6 +88,10 @@ class Context:
         return [s.task(self.lock(lock_name, i == last))
                 for i, s in enumerate(steps)]
 
+    def article(self, key):
+        """The article's note on ``key``, for releases its tables cover."""
+        return [article.note(key)] if self.traits.article_notes else []
+
     def cleanup_notes(self):
         """Notes of a step whose half-made file Nova left behind."""
         if self.traits.cleanup_on_error:
@@ -89,6 +102,10 @@ class Context:
 def build(release, settings, request):
     """The flow ``release``'s Nova ran for ``request``."""
     ctx = Context(release, settings, request)
+    if ctx.backend not in ROOT_DISK:
+        # rbd, ploop: valid for Nova, refused here before anything runs
+        raise exception.NotSupported(
+            f'images_type {ctx.backend} is not supported by imagepipe')
     if ctx.backend not in ctx.traits.backends:
         raise exception.NotSupported(
             f'images_type {ctx.backend} is not supported by imagepipe for '
@@ -127,25 +144,39 @@ def fetch_root(ctx):
         fetch_notes.append(deviations.note('essex-locks'))
     if not t.fetch_rechecks_in_lock:
         fetch_notes.append(deviations.note('fetch-lock-check'))
-    inspect_notes = [deviations.note('inspection')]
+    inspect_args = {'part': part, 'base': p.base, 'max_size': max_size,
+                    'expected_format': None,
+                    'vmdk_allowed_types': ctx.settings.get(
+                        'vmdk_allowed_types')}
+    if t.nova_inspects:
+        inspect_cls = inspect.DeepInspect
+        inspect_args['deep'] = ctx.deep
+        inspect_notes = [deviations.note('qcow2-check')]
+    else:
+        inspect_cls = inspect.Inspect
+        inspect_notes = [deviations.note('inspection')]
     if not t.max_size_check:
-        inspect_notes.append('this release did not compare the virtual size '
-                             'with the flavor (reference 7.10)')
+        inspect_notes.append(
+            'no virtual size check here: Nova measures the base against the '
+            'flavor once it is cached (root-check-size)'
+            if t.size_check_after_fetch else
+            'this release did not compare the virtual size with the flavor '
+            '(reference 7.10)')
     force_raw = ctx.settings['force_raw_images']
+    convert_args = {'part': part, 'converted': converted,
+                    'force_raw': force_raw, 'pin_format': True}
+    if t.convert_pinned:
+        convert_args['nova_pins_format'] = True
     return ctx.section(p.hex, [
         Step(fetch.Fetch, 'root-fetch',
              {'image': ctx.request['image'], 'glance': glance,
               'part': part, 'base': p.base},
              notes=fetch_notes),
-        Step(inspect.Inspect, 'root-inspect',
-             {'part': part, 'base': p.base, 'max_size': max_size,
-              'expected_format': None, 'vmdk_allowed_types': None},
+        Step(inspect_cls, 'root-inspect', inspect_args,
              wire={'fetched': 'root-fetch'}, notes=inspect_notes),
-        Step(convert.ConvertToRaw, 'root-convert',
-             {'part': part, 'converted': converted, 'force_raw': force_raw,
-              'pin_format': True},
+        Step(convert.ConvertToRaw, 'root-convert', convert_args,
              wire={'image': 'root-inspect'},
-             notes=[article.note('convert-order')] if force_raw else ()),
+             notes=ctx.article('convert-order') if force_raw else ()),
         Step(publish.Publish, 'root-publish', {'base': p.base},
              wire={'image': 'root-convert'}),
     ])
@@ -156,8 +187,31 @@ def grow_fs(ctx, name, path, variant, resize_step, notes=None):
     return Step(resize.ResizeFilesystem, name,
                 {'path': path, 'variant': variant},
                 wire={'resize': resize_step},
-                notes=[article.note('e2fsck-first')] if notes is None
+                notes=ctx.article('e2fsck-first') if notes is None
                 else notes)
+
+
+def check_size(ctx, touch):
+    """Modern Nova: the cached base against the flavor, after fetch."""
+    return Step(inspect.VerifyBaseSize, 'root-check-size',
+                {'base': ctx.paths.base, 'size': ctx.size, 'touch': touch})
+
+
+def base_checks(ctx):
+    """Qcow2, 29.1.0+: the cached base inspected before its overlay.
+
+    Returns (unlocked steps, steps for the copy lock). With the workaround
+    only the qemu-img checks inside the lock stay.
+    """
+    if not ctx.traits.reinspect_base:
+        return [], []
+    args = {'base': ctx.paths.base,
+            'vmdk_allowed_types': ctx.settings.get('vmdk_allowed_types')}
+    before = [Step(inspect.InspectBase, 'root-inspect-base',
+                   {**args, 'inspector': True, 'qemu_checks': False})]
+    inside = [Step(inspect.RecheckBase, 'root-recheck-base',
+                   {**args, 'inspector': ctx.deep, 'qemu_checks': True})]
+    return (before if ctx.deep else []), inside
 
 
 def root_qcow2(ctx):
@@ -166,8 +220,11 @@ def root_qcow2(ctx):
     disk = p.disk()
     # Nova's Qcow2 constructor recorded the format, before any disk existed.
     tasks = disk_info(ctx, 'root', disk, 'qcow2')
+    before, steps = base_checks(ctx)
+    tasks += [s.unlocked() for s in before]
+    if t.size_check_after_fetch:
+        tasks.append(check_size(ctx, touch=True).unlocked())
     backing = p.base
-    steps = []
     if t.resized_base and size:
         backing = p.resized_base(size)
         scope = ['root-copy-base', 'root-resize-base', 'root-resize-fs-base']
@@ -181,14 +238,27 @@ def root_qcow2(ctx):
             grow_fs(ctx, 'root-resize-fs-base', backing, t.fs_resize,
                     'root-resize-base'),
         ]
+    born_sized = t.overlay_at_flavor_size and size
     steps.append(Step(
         overlay.CreateOverlay, 'root-overlay',
         {'base': backing, 'disk': disk, 'base_format': ctx.base_format,
-         'cluster_size': t.overlay_cluster_size, 'size': None}))
+         'cluster_size': t.overlay_cluster_size,
+         'size': size if born_sized else None},
+        notes=[BORN_SIZED] if born_sized else ()))
     if t.extend_overlay and size:
         steps += extend_overlay(ctx, disk)
     tasks += ctx.section(ctx.copy_lock_name(t.copy_lock_is_path), steps)
     return tasks + preallocation(ctx, 'root', disk, size)
+
+
+BORN_SIZED = ('born at the flavor size (Nova 25.0.0+): no qemu-img resize '
+              'follows and Nova never grows the filesystem of a qcow2 root; '
+              'the guest grows it (cloud-init growpart)')
+
+FLAT_RESIZE = ('Nova 33.x resizes a new copy with -f raw whatever it holds, '
+               'then once more with the format it records in disk.info '
+               '(a non-raw base: -f qcow2); imagepipe resizes once, with the '
+               "copy's own format")
 
 
 def extend_overlay(ctx, disk):
@@ -220,17 +290,23 @@ def root_raw(ctx):
     """Raw backend (or Essex without use_cow_images): a full copy."""
     p, t, size = ctx.paths, ctx.traits, ctx.size
     disk = p.disk()
+    tasks = []
+    if t.size_check_after_fetch:
+        tasks.append(check_size(ctx, touch=True).unlocked())
     steps = [Step(copy.CopyImage, 'root-copy',
                   {'src': p.base, 'dest': disk, 'reuse': False,
                    'cache_scope': None},
                   notes=ctx.cleanup_notes())]
     if size:
+        resize_notes = ([FLAT_RESIZE] if t.resize_format_pinned
+                        and ctx.base_format is None else ())
         steps += [
             Step(resize.ResizeImage, 'root-resize',
-                 {'path': disk, 'size': size, 'format': ctx.base_format}),
+                 {'path': disk, 'size': size, 'format': ctx.base_format},
+                 notes=resize_notes),
             grow_fs(ctx, 'root-resize-fs', disk, t.fs_resize, 'root-resize'),
         ]
-    tasks = ctx.section(ctx.copy_lock_name(t.copy_lock_is_path), steps)
+    tasks += ctx.section(ctx.copy_lock_name(t.copy_lock_is_path), steps)
     # Nova's Raw backend probed and recorded the format once the copy existed.
     tasks += disk_info(ctx, 'root', disk, None)
     return tasks + preallocation(ctx, 'root', disk, size)
@@ -249,10 +325,13 @@ def root_lvm(ctx):
     device = os.path.join('/dev', vg, lv)
     clear = s['volume_clear'] if t.volume_clear_option else 'zero'
     clear_size = s['volume_clear_size'] if t.volume_clear_option else 0
-    fs_notes = [article.note('e2fsck-first')]
+    fs_notes = ctx.article('e2fsck-first')
     if not t.lvm_fs_as_root:
         fs_notes.append(deviations.note('lvm-resize-root'))
-    steps = [
+    # Modern Nova checks the size inside the lock, before vgs (2.6 V2.1).
+    steps = [check_size(ctx, touch=False)] if t.size_check_after_fetch else []
+    write_notes = [LVM_PROBED] if t.convert_pinned else ()
+    steps += [
         Step(lvm.CreateVolume, 'root-create-volume',
              {'vg': vg, 'lv': lv, 'device': device, 'size': ctx.size,
               'sparse': s['sparse_logical_volumes'],
@@ -261,12 +340,16 @@ def root_lvm(ctx):
              wire={'image': 'root-inspect'}),
         Step(lvm.WriteVolume, 'root-write-volume',
              {'base': p.base, 'device': device, 'method': t.lvm_write,
-              'base_format': ctx.base_format}),
+              'base_format': ctx.base_format}, notes=write_notes),
         grow_fs(ctx, 'root-resize-fs', device, t.lvm_fs_resize,
                 'root-create-volume', notes=fs_notes),
     ]
     return ctx.section(ctx.copy_lock_name(t.lvm_lock_is_path), steps)
 
+
+LVM_PROBED = ('still so in 33.0.2: the one probed convert left, run as root '
+              '(audited: every base came through fetch_to_raw or was made by '
+              'Nova)')
 
 ROOT_DISK = {'qcow2': root_qcow2, 'raw': root_raw, 'lvm': root_lvm}
 
@@ -282,18 +365,22 @@ def disk_info(ctx, prefix, disk, fmt):
 
 
 def preallocation(ctx, prefix, disk, size):
-    """Grizzly+: fallocate the disk when preallocate_images is not none.
+    """Grizzly+: fallocate the disk when preallocate_images asks for it.
 
-    Nova of these releases tested ``!= 'none'``, so any other value counts.
+    Grizzly .. Juno tested ``!= 'none'``, so any other value counted; from
+    Kilo only ``space`` does.
     """
+    t = ctx.traits
     mode = ctx.settings['preallocate_images']
-    if not (ctx.traits.preallocation and size and mode != 'none'):
+    wanted = mode == 'space' if t.preallocate_space_only else mode != 'none'
+    if not (t.preallocation and size and wanted):
         return []
+    notes = ([deviations.note('fallocate-probe')]
+             if t.fallocate_probe_keep_size else [])
     return [preallocate.Preallocate(
         f'{prefix}-preallocate',
         inject={'path': disk, 'size': size, 'probe_keep_size': False},
-        notes=[deviations.note('fallocate-probe'),
-               article.note('preallocate')])]
+        notes=notes + ctx.article('preallocate'))]
 
 
 def generated_disk(ctx, kind, amount):
@@ -304,10 +391,14 @@ def generated_disk(ctx, kind, amount):
     t = ctx.traits
     if kind == 'ephemeral':
         name, target_name = t.ephemeral_name.format(gb=amount), 'disk.local'
-        mkfs = t.ephemeral_mkfs
-        cls, size = generate.CreateEphemeral, amount * GiB
-        args = {'size_gb': amount, 'fs_label': 'ephemeral0',
-                'mkfs': mkfs if isinstance(mkfs, str) else list(mkfs)}
+        size = amount * GiB
+        args = {'size_gb': amount, 'fs_label': 'ephemeral0'}
+        if t.ephemeral_fs:
+            cls, args['fs'] = generate.CreateEphemeralFs, t.ephemeral_fs
+        else:
+            mkfs = t.ephemeral_mkfs
+            cls = generate.CreateEphemeral
+            args['mkfs'] = mkfs if isinstance(mkfs, str) else list(mkfs)
     else:
         name, target_name = f'swap_{amount}', 'disk.swap'
         cls, size = generate.CreateSwap, amount * MiB
@@ -327,7 +418,8 @@ def generated_disk(ctx, kind, amount):
     tasks += ctx.section(copy_lock, [Step(
         overlay.CreateOverlay, f'{kind}-overlay',
         {'base': base, 'disk': disk, 'base_format': 'raw',
-         'cluster_size': t.overlay_cluster_size, 'size': None},
+         'cluster_size': t.overlay_cluster_size,
+         'size': size if t.overlay_at_flavor_size else None},
         notes=[deviations.note('ephemeral-resized')]
         if t.resized_generated_base else ())])
     return tasks + preallocation(ctx, kind, disk, size)

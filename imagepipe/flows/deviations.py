@@ -37,6 +37,13 @@ DEVIATIONS = {
         'qcow2 data-file, VMDK extents, format lies), qemu-img info under '
         'prlimit and, for qcow2, qemu-img check before anything is '
         'converted. Nova of these releases only refused a backing file.'),
+    'qcow2-check': (
+        'qemu-img check of qcow2 downloads',
+        '33.0.2',
+        'A downloaded qcow2 also goes through qemu-img check before it is '
+        'converted or used: a truncated qcow2 passes the format inspector and '
+        'converts "successfully" into a wrong disk. Nova 33.0.2 runs the '
+        'inspector and qemu-img info only.'),
     'pinned-format': (
         'format pinned with -f',
         'LP#1524274',

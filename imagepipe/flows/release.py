@@ -3,7 +3,8 @@
 Each release module declares a :class:`Release` whose :class:`Traits` record
 the choices that differ between releases; :mod:`imagepipe.flows.blocks`
 reads them to build the flow. The stevedore entry point of a release names
-its ``RELEASE`` object. Reference: nova-reference.md sections 2, 3 and 5.
+its ``RELEASE`` object. Reference: nova-reference.md sections 2, 3 and 5;
+nova-modern.md for today's Nova (the "modern" traits).
 """
 
 import dataclasses
@@ -59,7 +60,7 @@ class Traits:
     #: cache name of an ephemeral base, formatted with ``gb``
     ephemeral_name: str = 'ephemeral_{gb}_default'
     #: the mkfs command head for ext3 (a tool name or an argv list)
-    ephemeral_mkfs: str | tuple = 'mkfs.ext3'
+    ephemeral_mkfs: str | tuple | None = 'mkfs.ext3'
     #: Folsom's Qcow2 backend also made ``<name>_<GiB>`` copies of
     #: generated bases (not reproduced)
     resized_generated_base: bool = False
@@ -78,6 +79,36 @@ class Traits:
     lvm_fs_as_root: bool = True
     #: volume_clear is an option (Icehouse+); before, LVs were zeroed
     volume_clear_option: bool = False
+
+    # -- modern Nova (nova-modern.md 2.2-2.9) --
+    #: Nova itself ran the format inspector on downloads (29.1.0+), so the
+    #: inspection is no deviation and [workarounds]
+    #: disable_deep_image_inspection switches it off
+    nova_inspects: bool = False
+    #: Qcow2 runs the inspector on the cached base before each overlay,
+    #: unlocked and again inside the copy lock (29.1.0+)
+    reinspect_base: bool = False
+    #: the flavor size is checked on the cached base after fetch and
+    #: conversion (FlavorDiskSmallerThanImage, Newton+; with
+    #: max_size_check False)
+    size_check_after_fetch: bool = False
+    #: the qcow2 overlay is created at the flavor size (Yoga 25.0.0+)
+    overlay_at_flavor_size: bool = False
+    #: fetch_to_raw's qemu-img convert names the input format (Mitaka+)
+    convert_pinned: bool = False
+    #: qemu-img resize names the driver's format (33.0.0+, CVE-2026-24708),
+    #: which for a new Flat copy is still raw whatever the copy holds
+    resize_format_pinned: bool = False
+    #: only preallocate_images=space preallocates (Kilo+); before, any value
+    #: but none did
+    preallocate_space_only: bool = False
+    #: the fallocate probe used -n (Grizzly .. Juno, LP#1543181)
+    fallocate_probe_keep_size: bool = True
+    #: the seed article's tables describe this release (plan notes compare)
+    article_notes: bool = True
+    #: ephemeral filesystem made by modern Nova's ``mkfs -t <fs>`` rule,
+    #: then ``ephemeral_mkfs`` is None (None: ``ephemeral_mkfs`` with ext3)
+    ephemeral_fs: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,7 +82,10 @@ class ConvertToRaw(ImageTask):
         remove(converted)
         locks.abandon(lock)
 
-    def preview(self, image, part, converted, force_raw, pin_format, **args):
+    def preview(self, image, part, converted, force_raw, pin_format,
+                nova_pins_format=False, **args):
+        """``nova_pins_format`` (injected for the plan only): the release's
+        Nova passed ``-f`` itself (Mitaka+, LP#1524274)."""
         if not force_raw:
             return {'notes': ['not converted: force_raw_images is off, the '
                               'image keeps its format']}
@@ -91,9 +94,12 @@ class ConvertToRaw(ImageTask):
                  '-t writeback instead of -t none where the directory '
                  'refuses O_DIRECT (tmpfs)',
                  f'{part} is removed once the output is flushed']
-        if pin_format:
+        if pin_format and not nova_pins_format:
             notes.append('Nova ran it without -f (format probed from the '
                          'file); imagepipe pins the inspected format')
+        elif pin_format:
+            notes.append("-f is the inspected format, as Nova's own since "
+                         'Mitaka (LP#1524274); -p (progress) is imagepipe\'s')
         return {'command': convert_argv(image['format'], part, converted,
                                         pin_format=pin_format),
                 'creates': [converted], 'removes': [part], 'notes': notes}

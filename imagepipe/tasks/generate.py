@@ -23,6 +23,21 @@ def ephemeral_argvs(target, size_gb, fs_label, mkfs):
             head + ['-F', '-L', fs_label, target]]
 
 
+def mkfs_argv(fs, target, label):
+    """Modern Nova's mkfs rule (nova/privsep/fs.py unprivileged_mkfs)."""
+    argv = ['mkfs', '-t', fs]
+    if fs in ('ext3', 'ext4', 'ntfs'):
+        argv.append('-F')
+    if label:
+        argv += ['-n' if fs in ('msdos', 'vfat') else '-L', label]
+    return argv + [target]
+
+
+def ephemeral_fs_argvs(target, size_gb, fs_label, fs):
+    return [['qemu-img', 'create', '-f', 'raw', target, f'{size_gb}G'],
+            mkfs_argv(fs, target, fs_label)]
+
+
 def swap_argvs(target, size_mb):
     return [['qemu-img', 'create', '-f', 'raw', target, f'{size_mb}M'],
             ['mkswap', target]]
@@ -70,6 +85,27 @@ class CreateEphemeral(base.ImageTask):
     def preview(self, target, size_gb, fs_label, mkfs, reuse, **_):
         return _plan(target, reuse, ephemeral_argvs(
             tmp_name(target), size_gb, fs_label, mkfs))
+
+
+class CreateEphemeralFs(base.ImageTask):
+    """An empty raw disk of ``size_gb`` GiB with filesystem ``fs``.
+
+    Modern Nova picks the filesystem by the image's os_type (vfat when it is
+    unknown, as for imagepipe's requests) and formats with ``mkfs -t``.
+    """
+
+    source = 'libvirt.driver.LibvirtDriver._create_ephemeral'
+
+    def execute(self, target, size_gb, fs_label, fs, lock, reuse):
+        return _generate(target, reuse, lock, ephemeral_fs_argvs(
+            tmp_name(target), size_gb, fs_label, fs))
+
+    def revert(self, target, lock, reuse, **_):
+        _discard(target, reuse, lock)
+
+    def preview(self, target, size_gb, fs_label, fs, reuse, **_):
+        return _plan(target, reuse, ephemeral_fs_argvs(
+            tmp_name(target), size_gb, fs_label, fs))
 
 
 class CreateSwap(base.ImageTask):

@@ -20,7 +20,7 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
         capture_output=True, text=True, check=False)
     assert p.returncode == 0, p.stderr
     for release in ('essex', 'folsom', 'grizzly', 'havana', 'icehouse',
-                    'juno'):
+                    'juno', 'gazpacho'):
         page = (out / 'releases' / f'{release}.html').read_text()
         assert '.svg' in page, release
     svgs = glob.glob(str(out / '_images' / '*.svg'))

@@ -18,7 +18,8 @@ from imagepipe.flows import release as release_mod
 
 IMAGE = 'http://glance/cirros.qcow2'
 HEX = hashlib.sha1(IMAGE.encode()).hexdigest()
-RELEASES = ['essex', 'folsom', 'grizzly', 'havana', 'icehouse', 'juno']
+RELEASES = ['essex', 'folsom', 'grizzly', 'havana', 'icehouse', 'juno',
+            'gazpacho']
 REQUEST = ['--image', IMAGE, '--instance', 'vm1', '--root-gb', '10']
 FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
                 'root-copy-base', 'root-resize-base', 'root-resize-fs-base',
@@ -220,8 +221,10 @@ def test_a_release_from_another_distribution(capsys, nova_conf, instances):
     code, out, err = run(capsys, 'releases', '--format', 'json')
     assert (code, err) == (0, '')
     rows = json.loads(out)
-    assert [r['name'] for r in rows] == RELEASES + ['kilo']
-    assert rows[-1]['nova_tag'] == '2015.1.0'
+    # ordered by date: between Juno and today's Nova
+    assert [r['name'] for r in rows] == (
+        RELEASES[:-1] + ['kilo'] + RELEASES[-1:])
+    assert rows[-2]['nova_tag'] == '2015.1.0'
     # planned from the command line, reading the options Juno read
     code, out, err = run(capsys, '--config-file', nova_conf(),
                          '--release', 'kilo', 'plan', *REQUEST,
