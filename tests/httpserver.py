@@ -4,7 +4,8 @@ It serves files from a directory with Range support, and a minimal Glance v2
 image API (``/v2/images/{id}`` and ``/v2/images/{id}/file``) for the images
 registered with :meth:`Server.add_image`. It records every request and the
 body bytes it sent; it can ignore Range, cut a response after a number of
-body bytes, and demand a token.
+body bytes, throttle the bytes it sends (``rate``, bytes a second), listen on
+a given port (to come back where it was after a stop) and demand a token.
 """
 
 import http.server
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import threading
+import time
 
 _RANGE = re.compile(r'bytes=(\d+)-(\d*)$')
 _IMAGE = re.compile(r'/v2/images/([^/]+)(/file)?$')
@@ -21,16 +23,19 @@ PIECE = 64 * 1024
 class Server:
     """Use as a context manager; ``url(name)`` is the URL of a served file."""
 
-    def __init__(self, root, cut_after=None, ignore_range=False, token=None):
+    def __init__(self, root, cut_after=None, ignore_range=False, token=None,
+                 rate=None, port=0):
         self.root = str(root)
         self.cut_after = cut_after        # body bytes sent before a cut
         self.ignore_range = ignore_range
         self.token = token
+        self.rate = rate                  # body bytes a second, None: no cap
         self.images = {}
         self.requests = []
+        self.bodies = []                  # body bytes sent, per request
         self.sent = 0
         self._lock = threading.Lock()
-        self._httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+        self._httpd = http.server.ThreadingHTTPServer(('127.0.0.1', port),
                                                       _Handler)
         self._httpd.daemon_threads = True
         self._httpd.owner = self
@@ -41,6 +46,10 @@ class Server:
     @property
     def base_url(self):
         return f'http://127.0.0.1:{self._httpd.server_address[1]}'
+
+    @property
+    def port(self):
+        return self._httpd.server_address[1]
 
     def url(self, name):
         return f'{self.base_url}/{name}'
@@ -53,6 +62,15 @@ class Server:
     def ranges(self):
         """The Range header of every request (None when absent)."""
         return [r['range'] for r in self.requests]
+
+    def gets(self, name=None):
+        """The GET requests (of ``/name`` when given), each with the body
+        bytes sent for it under ``sent``."""
+        with self._lock:
+            return [{**r, 'sent': sent}
+                    for r, sent in zip(self.requests, self.bodies)
+                    if r['method'] == 'GET'
+                    and (name is None or r['path'] == f'/{name}')]
 
     def __enter__(self):
         self._thread.start()
@@ -71,8 +89,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         owner = self.server.owner
         with owner._lock:
+            self.index = len(owner.requests)
             owner.requests.append({'method': 'GET', 'path': self.path,
                                    'range': self.headers.get('Range')})
+            owner.bodies.append(0)
         if owner.token and self.headers.get('X-Auth-Token') != owner.token:
             return self.send_error(401)
         found = _IMAGE.match(self.path)
@@ -130,7 +150,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if not piece:
                     self.close_connection = True
                     return
+            if owner.rate:
+                # piece by piece, so that a new rate applies at once
+                time.sleep(len(piece) / owner.rate)
             self.wfile.write(piece)
             done += len(piece)
             with owner._lock:
                 owner.sent += len(piece)
+                owner.bodies[self.index] += len(piece)

@@ -1,4 +1,25 @@
-"""``imagepipe run``, ``runs``, ``show`` and ``resume``."""
+"""``imagepipe run``, ``runs``, ``show`` and ``resume``.
+
+``run`` prints ``run <RUN>`` first (the run id, a taskflow flow detail UUID),
+then a line a step, then a summary; ``--format json`` prints one object at
+the end instead. ``runs`` lists unfinished runs (crashed, suspended, never
+started, or stopped by a storage failure; ``--all`` adds the finished ones),
+``show RUN`` a run's steps, both as a table or as JSON. ``resume RUN``
+continues a crashed or suspended run from its last finished step, or retries
+a reverted one from the start (a cache a step published is reused);
+``resume --all`` does so for every unfinished run nobody is driving.
+
+Exit status: 0 the run succeeded; 1 it failed (one line on stderr names the
+step and the error; the run was reverted unless it says otherwise); 2
+nothing was done: bad usage or configuration, or a refusal (the instance
+already has a disk the flow would create, or another run of it is
+unfinished or being driven; the run is driven by another process; the
+installed code no longer builds the graph the run was made with); 130 the
+run was suspended by SIGINT or SIGTERM (it stops after the current step; a
+second signal stops it at once, as a crash would) and ``resume`` continues
+it. A run killed outright (SIGKILL, power loss) is listed by ``runs`` and
+continued by ``resume``, the step it was in running again.
+"""
 
 import datetime
 import json
@@ -31,21 +52,40 @@ def _console(engine):
     return listeners.ConsoleListener(engine)
 
 
-def _drive(ctx, store, book, fd, flow, fmt):
+def _listeners(fmt):
     made = [listeners.durations]
     if fmt == 'table':
         made.append(_console)
-    state, step, error = runs.drive(store, book, fd, flow, _lock_dir(ctx),
-                                    listeners=made)
-    fd = store.reload(fd)
+    return made
+
+
+def _report(store, run_id, flow, fmt, state, step, error):
+    """Print what a drive ended in; return the exit status."""
+    fd = store.get(run_id)
     steps = step_rows(fd, flow)
     if fmt == 'json':
-        output.as_json({'run': fd.uuid, 'state': state, 'failed_step': step,
+        output.as_json({'run': run_id, 'state': state, 'failed_step': step,
                         'error': error, 'steps': steps,
                         'files': files_made(steps)})
     elif state == states.SUCCESS:
         print_summary(steps)
-    return _outcome(fd.uuid, state, step, error)
+    return _outcome(run_id, state, step, error)
+
+
+def _interrupted(run_id):
+    print(f'imagepipe: run {run_id} stopped in the middle of a step: '
+          f'continue it with "imagepipe resume {run_id}"', file=sys.stderr)
+    return SUSPENDED_EXIT
+
+
+def _drive(ctx, store, book, fd, flow, fmt):
+    try:
+        state, step, error = runs.drive(store, book, fd, flow,
+                                        _lock_dir(ctx),
+                                        listeners=_listeners(fmt))
+    except runs.Interrupted:
+        return _interrupted(fd.uuid)
+    return _report(store, fd.uuid, flow, fmt, state, step, error)
 
 
 def _outcome(run_id, state, step, error):
@@ -113,10 +153,20 @@ def print_summary(steps):
 def run(args, ctx):
     flow, kwargs = plan_cmd.build_flow(args, ctx)
     store = _store(ctx)
-    book, fd = store.create(kwargs, flow)
-    if args.format == 'table':
-        print(f'run {fd.uuid}', flush=True)
-    return _drive(ctx, store, book, fd, flow, args.format)
+    started = []
+
+    def announce(run_id):
+        started.append(run_id)
+        if args.format == 'table':
+            print(f'run {run_id}', flush=True)
+
+    try:
+        run_id, state, step, error = runs.start(
+            store, kwargs, flow, _lock_dir(ctx),
+            listeners=_listeners(args.format), announce=announce)
+    except runs.Interrupted:
+        return _interrupted(started[0])
+    return _report(store, run_id, flow, args.format, state, step, error)
 
 
 def _add_run_arguments(parser):
@@ -132,24 +182,29 @@ def _duration(meta):
     return f'{(end - start).total_seconds():.0f}s'
 
 
+def _run_row(fd, lock_dir):
+    meta = fd.meta.get('imagepipe', {})
+    state = runs.state_of(fd)
+    return {'id': fd.uuid, 'release': meta.get('release'),
+            'image': meta.get('image'), 'instance': meta.get('instance'),
+            'state': state,
+            'active': (state not in runs.FINISHED
+                       and runs.is_active(fd.uuid, lock_dir)),
+            'started': meta.get('started'), 'duration': _duration(meta),
+            'failed_step': meta.get('failed_step'),
+            'error': meta.get('error')}
+
+
 def runs_list(args, ctx):
-    rows = []
-    for book in _store(ctx).books():
-        for fd in book:
-            meta = fd.meta.get('imagepipe', {})
-            if not args.all and fd.state in runs.FINISHED:
-                continue
-            rows.append({'id': fd.uuid, 'release': meta.get('release'),
-                         'image': meta.get('image'),
-                         'instance': meta.get('instance'),
-                         'state': fd.state, 'started': meta.get('started'),
-                         'duration': _duration(meta),
-                         'error': meta.get('error')})
+    lock_dir = _lock_dir(ctx)
+    rows = [_run_row(fd, lock_dir) for _, fd in _store(ctx).all()
+            if args.all or runs.state_of(fd) not in runs.FINISHED]
     rows.sort(key=lambda r: r['started'] or '')
     output.emit(args.format, rows, [
         ('id', 'RUN'), ('release', 'RELEASE'), ('image', 'IMAGE'),
-        ('instance', 'INSTANCE'), ('state', 'STATE'), ('started', 'STARTED'),
-        ('duration', 'TIME'), ('error', 'ERROR')])
+        ('instance', 'INSTANCE'), ('state', 'STATE'), ('active', 'ACTIVE'),
+        ('started', 'STARTED'), ('duration', 'TIME'),
+        ('failed_step', 'FAILED STEP'), ('error', 'ERROR')])
     return 0
 
 
@@ -162,13 +217,19 @@ def _add_runs_arguments(parser):
 def show(args, ctx):
     _, fd = _store(ctx).find(args.run)
     rows = step_rows(fd)
+    row = _run_row(fd, _lock_dir(ctx))
     if args.format == 'json':
-        output.as_json({'run': fd.uuid, 'state': fd.state,
-                        **fd.meta.get('imagepipe', {}), 'steps': rows})
+        output.as_json({'run': fd.uuid, **fd.meta.get('imagepipe', {}),
+                        'state': row['state'], 'active': row['active'],
+                        'steps': rows})
         return 0
     meta = fd.meta.get('imagepipe', {})
-    print(f"run {fd.uuid}: {meta.get('release')} {fd.state}, image "
-          f"{meta.get('image')}, instance {meta.get('instance')}")
+    active = ' (being driven now)' if row['active'] else ''
+    print(f"run {fd.uuid}: {meta.get('release')} {row['state']}{active}, "
+          f"image {meta.get('image')}, instance {meta.get('instance')}")
+    if meta.get('error'):
+        step = meta.get('failed_step')
+        print(f"error{f' at step {step}' if step else ''}: {meta['error']}")
     output.table([{**r, 'result': json.dumps(r['result'])
                    if r.get('result') is not None else None} for r in rows],
                  [('step', 'STEP'), ('state', 'STATE'),
@@ -182,23 +243,48 @@ def _add_show_arguments(parser):
     output.add_format(parser)
 
 
+def _resume_one(ctx, store, book, fd):
+    if fd.state == states.SUCCESS:
+        print(f'run {fd.uuid} already succeeded')
+        return 0
+    flow = runs.rebuild(fd)
+
+    def announce(current):
+        verb = ('retrying it from the start'
+                if current.state == states.REVERTED else 'resuming')
+        print(f'run {current.uuid} ({runs.state_of(current)}): {verb}',
+              flush=True)
+
+    try:
+        state, step, error = runs.drive(
+            store, book, fd, flow, _lock_dir(ctx),
+            listeners=_listeners('table'), announce=announce)
+    except runs.Interrupted:
+        return _interrupted(fd.uuid)
+    return _report(store, fd.uuid, flow, 'table', state, step, error)
+
+
 def resume(args, ctx):
     store = _store(ctx)
     if args.all == bool(args.run):
         raise exception.ConfigError('give either RUN or --all')
     if args.run:
-        targets = [store.find(args.run)]
-    else:
-        targets = [(b, fd) for b in store.books() for fd in b
-                   if fd.state not in runs.FINISHED]
+        book, fd = store.find(args.run)
+        return _resume_one(ctx, store, book, fd)
+    lock_dir = _lock_dir(ctx)
     status = 0
-    for book, fd in targets:
-        if fd.state == states.SUCCESS:
-            print(f'run {fd.uuid} already succeeded')
+    for book, fd in store.all():
+        if runs.state_of(fd) in runs.FINISHED:
             continue
-        flow = runs.rebuild(fd)
-        print(f'run {fd.uuid} ({fd.state}): resuming', flush=True)
-        status = max(status, _drive(ctx, store, book, fd, flow, 'table'))
+        if runs.is_active(fd.uuid, lock_dir):
+            print(f'run {fd.uuid} is being driven by another process: '
+                  'skipped')
+            continue
+        try:
+            status = max(status, _resume_one(ctx, store, book, fd))
+        except runs.Refused as e:
+            print(f'imagepipe: error: {e}', file=sys.stderr)
+            status = max(status, e.exit_code)
     return status
 
 
@@ -206,7 +292,8 @@ def _add_resume_arguments(parser):
     parser.add_argument('run', metavar='RUN', nargs='?',
                         help='run id (or a prefix)')
     parser.add_argument('--all', action='store_true',
-                        help='every unfinished run (crashed or suspended)')
+                        help='every unfinished run (crashed or suspended) '
+                             'that no process is driving')
 
 
 COMMANDS = {

@@ -31,7 +31,9 @@ class ConsoleListener(base.Listener):
         super().__init__(engine, task_listen_for=(states.RUNNING,
                                                   states.SUCCESS,
                                                   states.FAILURE,
-                                                  states.REVERTED))
+                                                  states.REVERTING,
+                                                  states.REVERTED,
+                                                  states.REVERT_FAILURE))
         self.out = out or sys.stdout
         self.live = self.out.isatty()
         self.started = {}
@@ -69,22 +71,39 @@ class ConsoleListener(base.Listener):
 
     def _task_receiver(self, state, details):
         name = details['task_name']
-        if state == states.RUNNING:
+        if state in (states.RUNNING, states.REVERTING):
             self.started[name] = time.monotonic()
-            if self.live:
+            if self.live and state == states.RUNNING:
                 self.out.write(f'{name} ...\n')
                 self.out.flush()
             return
-        took = time.monotonic() - self.started.get(name, time.monotonic())
+        started = self.started.pop(name, None)
         if self._drawn:
             self.out.write('\r' + ' ' * 60 + '\r')
             self._drawn = False
         word = {states.SUCCESS: 'done', states.FAILURE: 'FAILED',
-                states.REVERTED: 'reverted'}[state]
-        self.out.write(f'{name}: {word} in {took:.2f}s\n')
+                states.REVERTED: 'reverted',
+                states.REVERT_FAILURE: 'REVERT FAILED'}[state]
+        took = ('' if started is None
+                else f' in {time.monotonic() - started:.2f}s')
+        self.out.write(f'{name}: {word}{took}\n')
         self.out.flush()
+
+
+class _Durations(timing.DurationListener):
+    """taskflow's DurationListener, quiet about a run that stopped early.
+
+    It warns at deregistration about every timer still running: the flow's
+    own after a suspension, a step's after a second signal. Both are how a
+    run stops here, not errors.
+    """
+
+    def deregister(self):
+        for timers in self._timers.values():
+            timers.clear()
+        super().deregister()
 
 
 def durations(engine):
     """Store each step's duration in its atom detail (meta 'duration')."""
-    return timing.DurationListener(engine)
+    return _Durations(engine)

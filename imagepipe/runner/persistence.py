@@ -3,14 +3,18 @@
 Any SQLAlchemy URL works. A SQLite file (the default, under state_path) is
 created on first use, with write-ahead logging, a busy timeout so concurrent
 runs wait for each other instead of failing, and foreign keys on (taskflow's
-cascades rely on them). The schema is created only when it is missing.
+cascades rely on them). The schema is created only when it is missing, by
+one process at a time: several runs started at once on a new SQLite file
+would otherwise race to create the same tables.
 """
 
 import contextlib
 import os
 
+from oslo_concurrency import lockutils
 import sqlalchemy as sa
 from sqlalchemy.engine import url as sa_url
+from taskflow import exceptions as tf_exc
 from taskflow.persistence.backends import impl_sqlalchemy
 
 from imagepipe import exception
@@ -20,8 +24,8 @@ BUSY_TIMEOUT_MS = 30000
 
 def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
-    cur.execute('PRAGMA journal_mode=WAL')
     cur.execute(f'PRAGMA busy_timeout={BUSY_TIMEOUT_MS}')
+    cur.execute('PRAGMA journal_mode=WAL')
     cur.execute('PRAGMA foreign_keys=ON')
     cur.close()
 
@@ -48,6 +52,21 @@ def _engine(connection):
     return engine
 
 
+def _schema_lock(engine):
+    """An inter-process lock beside a SQLite file; else none needed here.
+
+    (taskflow upgrades MySQL and PostgreSQL through alembic, under a lock of
+    its own.)
+    """
+    database = engine.url.database
+    if (engine.url.get_backend_name() != 'sqlite' or not database
+            or database == ':memory:'):
+        return contextlib.nullcontext()
+    path = os.path.abspath(database)
+    return lockutils.external_lock(f'{os.path.basename(path)}.schema',
+                                   'imagepipe-', os.path.dirname(path))
+
+
 def open_backend(connection):
     """A taskflow backend on ``connection``, its schema in place."""
     engine = _engine(connection)
@@ -55,9 +74,11 @@ def open_backend(connection):
         {'connection': connection}, engine=engine)
     try:
         if not sa.inspect(engine).has_table('atomdetails'):
-            with contextlib.closing(backend.get_connection()) as conn:
-                conn.upgrade()
-    except sa.exc.SQLAlchemyError as e:
+            with _schema_lock(engine):
+                if not sa.inspect(engine).has_table('atomdetails'):
+                    with contextlib.closing(backend.get_connection()) as conn:
+                        conn.upgrade()
+    except (sa.exc.SQLAlchemyError, tf_exc.StorageFailure) as e:
         raise exception.ConfigError(
             f'cannot open the run database {connection}: '
             f'{str(e).splitlines()[0]}') from None

@@ -1,0 +1,847 @@
+"""Crash, signal, lock and failure behaviour of ``imagepipe run|runs|show|
+resume``, driven through the real command line in subprocesses, on a
+temporary SQLite run database and real images.
+
+A crash is a SIGKILL: planted by ``runner_harness.py`` (a listener killing
+the process after a step, or in the middle of one) or sent from here. What a
+crashed and resumed run leaves is compared with what a run that was never
+interrupted left in the same directories: every file under instances_path
+byte for byte (holes read as zeros) and its ``qemu-img info`` (backing chain
+included, allocation excluded), and the file list itself, so a leftover
+``.part``, ``.converted`` or ``.tmp`` fails the comparison.
+
+e2fsck and resize2fs stamp the superblock with the clock; E2FSCK_TIME and
+E2FSPROGS_FAKE_TIME pin it so that two runs can be equal byte for byte.
+"""
+
+import concurrent.futures
+import contextlib
+import copy
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import httpserver
+from tests import images
+
+pytestmark = pytest.mark.slow
+
+HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       'runner_harness.py')
+MiB = 1024 * 1024
+FAKE_TIME = {'E2FSCK_TIME': '1700000000',
+             'E2FSPROGS_FAKE_TIME': '1700000000'}
+TEMPORARY = ('.part', '.converted', '.tmp', '.directio')
+PATH = os.environ.get('PATH', '') + ':/usr/sbin:/sbin'  # e2fsck, resize2fs
+
+FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
+                'root-copy-base', 'root-resize-base', 'root-resize-fs-base',
+                'root-overlay']
+GRIZZLY_STEPS = ['root-fetch', 'root-inspect', 'root-convert',
+                 'root-publish', 'root-overlay', 'root-resize',
+                 'root-resize-fs']
+
+
+# -- images -------------------------------------------------------------------
+
+def _ext4_qcow2(directory, name, size_mb, data):
+    raw = images.make_ext4(os.path.join(directory, f'{name}.raw'), size_mb,
+                           files=data)
+    return raw, images.convert(raw, os.path.join(directory, f'{name}.qcow2'),
+                               'qcow2')
+
+
+@pytest.fixture(scope='module')
+def small(tmp_path_factory):
+    """(raw, qcow2) of a 32 MiB ext4 disk holding a little data."""
+    d = tmp_path_factory.mktemp('small-image')
+    return _ext4_qcow2(str(d), 'small', 32,
+                       {'hello.txt': b'hello from imagepipe\n' * 2000})
+
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory):
+    """A directory a local HTTP server serves, with a 12 MiB-of-data qcow2
+    (``big.qcow2``, long enough to download under a throttle)."""
+    d = str(tmp_path_factory.mktemp('served'))
+    raw, _ = _ext4_qcow2(d, 'big', 32, {'data.bin': os.urandom(12 * MiB)})
+    return d, raw
+
+
+# -- files --------------------------------------------------------------------
+
+def content_digest(path, block=64 * 1024):
+    """sha256 of the size and the non-zero blocks (with their offsets).
+
+    Equal for two files with the same bytes whatever their holes, without
+    reading the holes of a 1 GiB sparse file.
+    """
+    h = hashlib.sha256(str(os.path.getsize(path)).encode())
+    size = os.path.getsize(path)
+    zero = bytes(block)
+    with open(path, 'rb') as f:
+        fd, off, next_block = f.fileno(), 0, 0
+        while off < size:
+            try:
+                data = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:
+                    break
+                raise
+            hole = os.lseek(fd, data, os.SEEK_HOLE)
+            pos = max(data - data % block, next_block)
+            while pos < hole:
+                buf = os.pread(fd, block, pos)
+                if buf != zero[:len(buf)]:
+                    h.update(pos.to_bytes(8, 'big') + buf)
+                pos += block
+            next_block, off = pos, hole
+    return h.hexdigest()
+
+
+def _drop(value, key):
+    if isinstance(value, dict):
+        return {k: _drop(v, key) for k, v in value.items() if k != key}
+    if isinstance(value, list):
+        return [_drop(v, key) for v in value]
+    return value
+
+
+def qemu_info(path):
+    out = images.sh('qemu-img', 'info', '--output=json', '--backing-chain',
+                    '-U', path)
+    return _drop(json.loads(out), 'actual-size')
+
+
+def all_files(top):
+    found = []
+    for dirpath, _, names in os.walk(top):
+        found += [os.path.join(dirpath, n) for n in names]
+    return sorted(found)
+
+
+def snapshot(instances):
+    """{relative path: (content digest, qemu-img info)} without lock files."""
+    snap = {}
+    for path in all_files(instances):
+        rel = os.path.relpath(path, instances)
+        if rel.split(os.sep)[0] == 'locks':
+            continue
+        snap[rel] = (content_digest(path), qemu_info(path))
+    return snap
+
+
+def temporaries(top):
+    return [p for p in all_files(top) if p.endswith(TEMPORARY)]
+
+
+def assert_same(got, want, label=''):
+    assert sorted(got) == sorted(want), f'{label} not the same files'
+    for rel in want:
+        assert got[rel][0] == want[rel][0], f'{label} {rel}: content differs'
+        assert got[rel][1] == want[rel][1], (
+            f'{label} {rel}: qemu-img info differs')
+
+
+# -- the command line ---------------------------------------------------------
+
+class Result:
+    def __init__(self, rc, out, err):
+        self.rc, self.out, self.err = rc, out, err
+
+    def json(self):
+        return json.loads(self.out)
+
+    def error_line(self):
+        """stderr, which must be exactly one line."""
+        lines = self.err.strip().splitlines()
+        assert len(lines) == 1, self.err
+        return lines[0]
+
+    def __repr__(self):
+        return f'rc={self.rc}\nstdout:\n{self.out}\nstderr:\n{self.err}'
+
+
+class Env:
+    """A state_path, an instances_path and a run database for the CLI."""
+
+    def __init__(self, root, instances=None, release='folsom'):
+        self.root = str(root)
+        self.state = os.path.join(self.root, 'state')
+        self.instances = instances or os.path.join(self.root, 'instances')
+        self.db = os.path.join(self.root, 'runs.sqlite')
+        self.release = release
+        self.path = PATH
+        os.makedirs(self.root, exist_ok=True)
+        self.conf = os.path.join(self.root, 'imagepipe.conf')
+        with open(self.conf, 'w') as f:
+            f.write(f'[DEFAULT]\nstate_path = {self.state}\n'
+                    f'instances_path = {self.instances}\n'
+                    f'[imagepipe]\nconnection = sqlite:///{self.db}\n')
+
+    def argv(self, args, kill_after=None, kill_during=None, group=False):
+        cli = ['--config-file', self.conf, '--release', self.release, *args]
+        if not (kill_after or kill_during):
+            return [sys.executable, '-m', 'imagepipe.cmd.main', *cli]
+        planted = (['--kill-after', kill_after] if kill_after else [])
+        planted += (['--kill-during', kill_during] if kill_during else [])
+        planted += ['--group'] if group else []
+        return [sys.executable, HARNESS, *planted, '--', *cli]
+
+    def environ(self):
+        return {**os.environ, **FAKE_TIME, 'PATH': self.path}
+
+    def popen(self, *args, kill_after=None, kill_during=None, group=False):
+        """``group``: in a session of its own (its pid is its group id)."""
+        return subprocess.Popen(
+            self.argv(args, kill_after, kill_during, group),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=self.environ(), start_new_session=group)
+
+    def cli(self, *args, timeout=120, **planted):
+        return finish(self.popen(*args, **planted), timeout)
+
+    def run(self, image, instance='vm1', *more, **planted):
+        return self.cli('run', '--image', image, '--instance', instance,
+                        '--root-gb', '1', *more, **planted)
+
+    def wipe(self):
+        for path in (self.state, self.instances):
+            shutil.rmtree(path, ignore_errors=True)
+        for suffix in ('', '-wal', '-shm'):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.db + suffix)
+
+    # what the database holds, read directly
+    def _db(self):
+        return contextlib.closing(sqlite3.connect(self.db))
+
+    def run_ids(self):
+        if not os.path.exists(self.db):
+            return []
+        with self._db() as db:
+            return [r[0] for r in db.execute(
+                'SELECT uuid FROM flowdetails ORDER BY created_at')]
+
+    def flow_state(self, run_id):
+        with self._db() as db:
+            return db.execute('SELECT state FROM flowdetails WHERE uuid = ?',
+                              (run_id,)).fetchone()[0]
+
+    def steps(self, run_id):
+        with self._db() as db:
+            return dict(db.execute(
+                'SELECT name, state FROM atomdetails WHERE parent_uuid = ?',
+                (run_id,)))
+
+    def result(self, run_id, step):
+        with self._db() as db:
+            row = db.execute(
+                'SELECT results FROM atomdetails WHERE parent_uuid = ? AND '
+                'name = ?', (run_id, step)).fetchone()
+        return json.loads(row[0])
+
+    def edit_meta(self, run_id, change):
+        with self._db() as db:
+            meta = json.loads(db.execute(
+                'SELECT meta FROM flowdetails WHERE uuid = ?',
+                (run_id,)).fetchone()[0])
+            change(meta)
+            db.execute('UPDATE flowdetails SET meta = ? WHERE uuid = ?',
+                       (json.dumps(meta), run_id))
+            db.commit()
+
+
+def finish(p, timeout=120):
+    """The Result of a process started with Env.popen."""
+    out, err = p.communicate(timeout=timeout)
+    return Result(p.returncode, out, err)
+
+
+def first_run_id(result):
+    """The id ``run`` prints on its first line."""
+    first = result.out.splitlines()[0]
+    assert first.startswith('run '), result
+    return first.split()[1]
+
+
+def wait_for(condition, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out waiting for {what}')
+        time.sleep(0.01)
+
+
+def killed(result):
+    return result.rc == -signal.SIGKILL
+
+
+def the_part(env):
+    parts = [p for p in all_files(env.instances) if p.endswith('.part')]
+    return parts[0] if parts else None
+
+
+def part_size(env):
+    """Bytes in the download's .part, 0 while there is none."""
+    try:
+        return os.path.getsize(the_part(env) or '')
+    except FileNotFoundError:
+        return 0
+
+
+# -- SIGKILL between any two steps --------------------------------------------
+
+def _kill_after_each_step(root, image, release, steps):
+    """Kill after every step in turn (each resume is killed after the next
+    step), resume once more: the run ends as a run never interrupted."""
+    env = Env(root, release=release)
+    clean = env.run(image)
+    assert clean.rc == 0, clean
+    want = snapshot(env.instances)
+    assert any(rel.endswith(os.sep + 'disk') for rel in want)
+    env.wipe()
+
+    r = env.run(image, kill_after=steps[0])
+    assert killed(r), r
+    run_id = first_run_id(r)
+    assert env.run_ids() == [run_id]  # the flow detail's UUID
+    for i, step in enumerate(steps):
+        if i:
+            r = env.cli('resume', run_id, kill_after=step)
+            assert killed(r), r
+        assert env.flow_state(run_id) == 'RUNNING'
+        states = env.steps(run_id)
+        assert [states[s] for s in steps[:i + 1]] == ['SUCCESS'] * (i + 1)
+        assert {states[s] for s in steps[i + 1:]} <= {'PENDING'}, states
+    r = env.cli('resume', run_id)
+    assert r.rc == 0, r
+    assert env.flow_state(run_id) == 'SUCCESS'
+    assert temporaries(env.instances) == [], release
+    assert_same(snapshot(env.instances), want, release)
+
+
+def test_sigkill_after_each_step_then_resume(tmp_path, small):
+    """The folsom and the grizzly default flows, side by side."""
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(_kill_after_each_step, tmp_path / release,
+                            small[1], release, steps)
+                for release, steps in (('folsom', FOLSOM_STEPS),
+                                       ('grizzly', GRIZZLY_STEPS))]
+    for future in done:
+        future.result()
+
+
+# -- SIGKILL in the middle of a step ------------------------------------------
+
+@pytest.fixture(scope='module')
+def big(tmp_path_factory, served):
+    """An environment fetching big.qcow2 from a server on a fixed port,
+    with the snapshot of an uninterrupted folsom run of it."""
+    root, raw = served
+    env = Env(tmp_path_factory.mktemp('big') / 'env')
+    with httpserver.Server(root) as server:
+        env.server, env.url, env.raw = server, server.url('big.qcow2'), raw
+        clean = env.run(env.url)
+        assert clean.rc == 0, clean
+        env.want = snapshot(env.instances)
+        yield env
+
+
+@pytest.fixture
+def big_env(big):
+    big.wipe()
+    big.server.rate = None
+    big.mark = len(big.server.requests)
+    yield big
+    big.server.rate = None
+
+
+def new_gets(env):
+    """The GETs of big.qcow2 since the test started."""
+    return [g for g in env.server.gets()[env.mark:]
+            if g['path'] == '/big.qcow2']
+
+
+def test_sigkill_mid_download_resumes_with_range(big_env):
+    env = big_env
+    env.server.rate = 8 * MiB
+    size = os.path.getsize(os.path.join(env.server.root, 'big.qcow2'))
+    r = env.run(env.url, kill_during='root-fetch:0.3')
+    assert killed(r), r
+    run_id = first_run_id(r)
+    assert env.steps(run_id)['root-fetch'] == 'RUNNING'
+    have = os.path.getsize(the_part(env))
+    assert 0.3 * size <= have < size
+
+    env.server.rate = None
+    r = env.cli('resume', run_id)
+    assert r.rc == 0, r
+    gets = new_gets(env)
+    assert len(gets) == 2, gets
+    assert gets[1]['range'] == f'bytes={have}-'
+    assert gets[1]['sent'] == size - have  # only the rest came again
+    assert temporaries(env.instances) == []
+    assert_same(snapshot(env.instances), env.want)
+
+
+def qemu_img_wrapper(bin_dir, cases):
+    """A PATH whose ``qemu-img`` runs the shell ``case`` items ``cases``
+    on its sub-command (e.g. ``convert) ...;;``), else the real one."""
+    os.makedirs(bin_dir, exist_ok=True)
+    path = os.path.join(bin_dir, 'qemu-img')
+    with open(path, 'w') as f:
+        f.write(f'#!/bin/sh\nREAL={shutil.which("qemu-img")}\n'
+                f'case "$1" in\n{cases}\nesac\nexec "$REAL" "$@"\n')
+    os.chmod(path, 0o755)
+    return f'{bin_dir}:{PATH}'
+
+
+def test_sigkill_mid_convert_kills_qemu_img_too(big_env, tmp_path):
+    env = big_env
+    # The real qemu-img, rate-limited so that it is surely in the middle of
+    # writing when the kill comes (a 32 MiB convert takes ~30 ms otherwise).
+    env.path = qemu_img_wrapper(
+        str(tmp_path / 'bin'),
+        'convert) shift; exec "$REAL" convert -r 8M "$@";;')
+    p = env.popen('run', '--image', env.url, '--instance', 'vm1',
+                  '--root-gb', '1', kill_during='root-convert:0.2',
+                  group=True)
+    out, err = p.communicate(timeout=120)
+    env.path = PATH
+    assert p.returncode == -signal.SIGKILL, (out, err)
+    # the whole process group is gone, qemu-img included
+    wait_for(lambda: not _group_alive(p.pid), 'the process group to die')
+    run_id = out.split()[1]
+    assert env.steps(run_id)['root-convert'] == 'RUNNING'
+    converted = [p for p in all_files(env.instances)
+                 if p.endswith('.converted')]
+    assert converted and the_part(env)
+
+    r = env.cli('resume', run_id)
+    assert r.rc == 0, r
+    assert len(new_gets(env)) == 1  # the download was not repeated
+    assert temporaries(env.instances) == []
+    assert_same(snapshot(env.instances), env.want)
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# -- SIGINT and SIGTERM -------------------------------------------------------
+
+def test_sigint_mid_download_suspends_then_resume_finishes(big_env):
+    """SIGINT to the process: the download in progress ends, then the run
+    suspends."""
+    env = big_env
+    env.server.rate = 16 * MiB
+    p = env.popen('run', '--image', env.url, '--instance', 'vm1',
+                  '--root-gb', '1')
+    run_id = p.stdout.readline().split()[1]
+    wait_for(lambda: part_size(env) > 0, 'the download to start')
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, (out, err)
+    assert err.splitlines() == [
+        f'imagepipe: SIGINT: run {run_id} suspends after the current step '
+        '(again to stop at once)',
+        f'imagepipe: run {run_id} suspended: continue it with "imagepipe '
+        f'resume {run_id}"']
+    assert env.flow_state(run_id) == 'SUSPENDED'
+    steps = env.steps(run_id)
+    assert steps['root-fetch'] == 'SUCCESS'  # the step in progress finished
+    assert steps['root-inspect'] == 'PENDING'
+
+    listed = env.cli('runs', '--format', 'json')
+    assert [(r['id'], r['state'], r['active']) for r in listed.json()] == [
+        (run_id, 'SUSPENDED', False)]
+
+    env.server.rate = None
+    r = env.cli('resume', run_id)
+    assert r.rc == 0, r
+    assert r.out.startswith(f'run {run_id} (SUSPENDED): resuming')
+    assert len(new_gets(env)) == 1
+    assert_same(snapshot(env.instances), env.want)
+
+
+def test_sigterm_to_the_group_mid_convert_suspends(big_env, tmp_path):
+    """SIGTERM to the whole process group (as a service manager, or Ctrl-C
+    in a terminal, does): qemu-img dies of it and its step fails, yet the
+    run suspends and the step runs again on resume."""
+    env = big_env
+    env.path = qemu_img_wrapper(
+        str(tmp_path / 'bin'),
+        'convert) shift; exec "$REAL" convert -r 8M "$@";;')
+    p = env.popen('run', '--image', env.url, '--instance', 'vm1',
+                  '--root-gb', '1', group=True)
+    run_id = p.stdout.readline().split()[1]
+    wait_for(lambda: [f for f in all_files(env.instances)
+                      if f.endswith('.converted')], 'the convert to start')
+    time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    env.path = PATH
+    assert p.returncode == 130, (out, err)
+    assert 'root-convert: FAILED' in out
+    assert err.splitlines()[1:] == [
+        'imagepipe: step root-convert failed as the run was suspending: it '
+        'runs again on resume',
+        f'imagepipe: run {run_id} suspended: continue it with "imagepipe '
+        f'resume {run_id}"']
+    assert env.flow_state(run_id) == 'SUSPENDED'
+    steps = env.steps(run_id)
+    assert (steps['root-inspect'], steps['root-convert']) == (
+        'SUCCESS', 'PENDING')
+
+    r = env.cli('resume', run_id)
+    assert r.rc == 0, r
+    assert len(new_gets(env)) == 1
+    assert temporaries(env.instances) == []
+    assert_same(snapshot(env.instances), env.want)
+
+
+# -- refusals -----------------------------------------------------------------
+
+def test_a_crashed_run_listed_shown_guarded_and_resumed(tmp_path, small):
+    """``runs`` and ``show`` of a crashed run; a new ``run`` of its instance
+    and a ``resume`` by a graph that changed are refused, and leave the run
+    as it was: ``resume`` then finishes it."""
+    env = Env(tmp_path / 'env')
+    image = small[1]
+    r = env.run(image, kill_after='root-convert')
+    assert killed(r), r
+    run_id = first_run_id(r)
+
+    table = env.cli('runs')  # unfinished runs, by default
+    assert table.rc == 0, table
+    header, _, row = table.out.splitlines()
+    assert header.split()[:6] == ['RUN', 'RELEASE', 'IMAGE', 'INSTANCE',
+                                  'STATE', 'ACTIVE']
+    assert row.split()[:6] == [run_id, 'folsom', image, 'vm1', 'RUNNING',
+                               'false']
+    shown = env.cli('show', run_id)
+    assert shown.rc == 0, shown
+    lines = shown.out.splitlines()
+    assert lines[0] == (f'run {run_id}: folsom RUNNING, image {image}, '
+                        'instance vm1')
+    assert [ln.split()[:2] for ln in lines[3:]] == (
+        [[s, 'SUCCESS'] for s in FOLSOM_STEPS[:3]]
+        + [[s, 'PENDING'] for s in FOLSOM_STEPS[3:]])
+    shown = env.cli('show', run_id[:8], '--format', 'json').json()
+    assert (shown['run'], shown['state'], shown['active']) == (
+        run_id, 'RUNNING', False)
+    assert [s['step'] for s in shown['steps']] == FOLSOM_STEPS
+    assert shown['steps'][2]['result']['path'].endswith('.converted')
+
+    again = env.run(image)
+    assert again.rc == 2, again
+    assert again.error_line() == (
+        f'imagepipe: error: instance vm1 has an unfinished run {run_id} '
+        f'(RUNNING): continue it with "imagepipe resume {run_id}"')
+    assert env.run_ids() == [run_id]
+
+    saved = {}
+
+    def stale(meta):
+        saved.update(copy.deepcopy(meta))
+        meta['imagepipe']['fingerprint'] = '0123456789abcdef'
+
+    env.edit_meta(run_id, stale)
+    r = env.cli('resume', run_id)
+    assert r.rc == 2, r
+    assert r.out == ''
+    assert r.error_line() == (
+        f'imagepipe: error: run {run_id} was made by another version of the '
+        f'folsom flow (graph 0123456789abcdef, now '
+        f'{saved["imagepipe"]["fingerprint"]}): it cannot be resumed safely')
+    assert env.steps(run_id)['root-publish'] == 'PENDING'
+
+    env.edit_meta(run_id, lambda meta: meta.update(saved))
+    r = env.cli('resume', run_id)
+    assert r.rc == 0, r
+    assert env.flow_state(run_id) == 'SUCCESS'
+    assert temporaries(env.instances) == []
+
+
+def test_fingerprint_follows_the_graph(tmp_path, small):
+    """In-process: what a changed installation would rebuild is told apart,
+    and ``rebuild`` refuses it."""
+    from imagepipe import flows
+    from imagepipe.conf import loader
+    from imagepipe.conf import settings as conf_settings
+    from imagepipe.runner import runs
+
+    env = Env(tmp_path / 'env')
+    kwargs = {'release': 'folsom',
+              'settings': conf_settings.snapshot(
+                  loader.load([env.conf], release='folsom')),
+              'request': {'image': small[1], 'instance': 'vm1',
+                          'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0}}
+    flow = flows.factory(**kwargs)
+    assert runs.fingerprint(flow) == runs.fingerprint(flows.factory(**kwargs))
+    for key, value in (('images_type_effective', 'raw'),
+                       ('force_raw_images', False),
+                       ('instances_path', '/elsewhere')):
+        other = copy.deepcopy(kwargs)
+        other['settings'][key] = value
+        assert runs.fingerprint(flows.factory(**other)) != runs.fingerprint(
+            flow), key
+
+    class Stored:
+        uuid = 'r1'
+        meta = {'factory': {'kwargs': kwargs},
+                'imagepipe': {'fingerprint': runs.fingerprint(flow)}}
+
+    assert runs.fingerprint(runs.rebuild(Stored)) == runs.fingerprint(flow)
+    Stored.meta['factory']['kwargs']['settings']['force_raw_images'] = False
+    with pytest.raises(runs.Refused, match='another version of the folsom'):
+        runs.rebuild(Stored)
+    Stored.meta['factory']['kwargs']['release'] = 'nosuchrelease'
+    with pytest.raises(runs.Refused, match='cannot be rebuilt'):
+        runs.rebuild(Stored)
+
+
+def test_two_resumes_cannot_both_drive_a_run(big_env):
+    env = big_env
+    env.server.rate = 8 * MiB
+    r = env.run(env.url, kill_during='root-fetch:0.1')
+    assert killed(r), r
+    run_id = first_run_id(r)
+
+    env.server.rate = 1 * MiB  # the first resume is kept downloading
+    first = env.popen('resume', run_id)
+    assert first.stdout.readline().startswith(f'run {run_id} (RUNNING)')
+    second = env.popen('resume', run_id)
+    listing = env.popen('runs', '--format', 'json')
+    other = env.popen('run', '--image', env.url, '--instance', 'vm1',
+                      '--root-gb', '1')
+    second, other = finish(second), finish(other)
+    listed = json.loads(listing.communicate(timeout=60)[0])
+    assert first.poll() is None, 'the first resume ended too early'
+    env.server.rate = None
+    assert second.rc == 2, second
+    assert second.out == ''
+    assert second.error_line() == (
+        f'imagepipe: error: run {run_id} is being driven by another process')
+    assert other.rc == 2, other
+    assert other.error_line() == (
+        'imagepipe: error: instance vm1 '
+        f'({os.path.join(env.instances, "vm1")}) is being built by another '
+        'process')
+    assert [(x['id'], x['active']) for x in listed] == [(run_id, True)]
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, (out, err)
+    assert env.flow_state(run_id) == 'SUCCESS'
+    assert_same(snapshot(env.instances), env.want)
+
+
+def test_run_refuses_an_instance_with_a_disk(tmp_path, small):
+    env = Env(tmp_path / 'env')
+    disk = os.path.join(env.instances, 'vm1', 'disk')
+    os.makedirs(os.path.dirname(disk))
+    with open(disk, 'wb') as f:
+        f.write(b'precious')
+    r = env.run(small[1])
+    assert r.rc == 2, r
+    assert r.out == ''
+    assert r.error_line() == (
+        f'imagepipe: error: instance vm1 already has {disk}: imagepipe does '
+        'not overwrite an existing disk (Nova skipped it); remove it or '
+        'choose another instance name')
+    with open(disk, 'rb') as f:
+        assert f.read() == b'precious'
+    assert env.run_ids() == []
+    assert not os.path.exists(os.path.join(env.instances, '_base'))
+
+
+# -- one download for concurrent runs -----------------------------------------
+
+def test_four_concurrent_runs_download_once(tmp_path, small):
+    raw, qcow2 = small
+    root = str(tmp_path / 'served')
+    os.makedirs(root)
+    shutil.copy(qcow2, os.path.join(root, 'small.qcow2'))
+    env = Env(tmp_path / 'env')
+    rate = os.path.getsize(qcow2) / 1.5  # the download lasts 1.5 s
+    with httpserver.Server(root, rate=rate) as server:
+        url = server.url('small.qcow2')
+        procs = [env.popen('run', '--image', url, '--instance', f'vm{i}',
+                           '--root-gb', '1') for i in range(4)]
+        results = [finish(p) for p in procs]
+        for r in results:
+            assert r.rc == 0, r
+        assert len(server.gets('small.qcow2')) == 1
+    fetched = [env.result(first_run_id(r), 'root-fetch')['cached']
+               for r in results]
+    assert sorted(fetched) == [False, True, True, True]
+
+    base = env.result(first_run_id(results[0]), 'root-publish')['path']
+    assert content_digest(base) == content_digest(raw)
+    disks = [os.path.join(env.instances, f'vm{i}', 'disk') for i in range(4)]
+    digests = {content_digest(d) for d in disks}
+    assert len(digests) == 1  # four identical overlays
+    for disk in disks:
+        chain = qemu_info(disk)
+        assert chain[0]['format'] == 'qcow2'
+        assert chain[0]['virtual-size'] == 1024 ** 3
+        assert chain[0]['full-backing-filename'] == base + '_1'
+        assert chain[1]['format'] == 'raw'
+        images.sh('qemu-img', 'check', disk)
+    assert temporaries(env.instances) == []
+
+
+# -- failures revert ----------------------------------------------------------
+
+def _runs_json(env):
+    return {r['id']: r for r in env.cli('runs', '--all', '--format',
+                                        'json').json()}
+
+
+@contextlib.contextmanager
+def tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}',
+                              'tmpfs', path], capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f'cannot mount a tmpfs: {mounted.stderr.strip()}')
+    try:
+        yield path
+    finally:
+        subprocess.run(['umount', '-l', path], check=False)
+
+
+def test_failures_revert_and_leave_earlier_files(tmp_path, small):
+    """ENOSPC in the download and a corrupt image, on a 20 MiB tmpfs
+    instances_path holding an earlier run's files."""
+    huge_dir = str(tmp_path / 'huge')
+    _, huge = _ext4_qcow2(huge_dir, 'huge', 32,
+                          {'data.bin': os.urandom(24 * MiB)})
+    corrupt = str(tmp_path / 'corrupt.qcow2')
+    with open(small[1], 'rb') as f, open(corrupt, 'wb') as out:
+        out.write(f.read()[:os.path.getsize(small[1]) // 2])
+
+    with tmpfs(str(tmp_path / 'instances'), '20m') as instances:
+        env = Env(tmp_path / 'env', instances=instances)
+        ok = env.run(small[1], 'vm-ok')
+        assert ok.rc == 0, ok
+        before = {p: (content_digest(p), os.stat(p).st_mtime_ns)
+                  for p in all_files(instances)}
+
+        full = env.run(huge, 'vm-full')
+        assert full.rc == 1, full
+        full_id = first_run_id(full)
+        assert full.error_line() == (
+            f'imagepipe: error: run {full_id} failed and was reverted at '
+            f'step root-fetch: {_part_of(env, huge)}: no space left on '
+            'device')
+
+        bad = env.run(corrupt, 'vm-bad')
+        assert bad.rc == 1, bad
+        bad_id = first_run_id(bad)
+        line = bad.error_line()
+        assert line.startswith(
+            f'imagepipe: error: run {bad_id} failed and was reverted at step '
+            'root-inspect: image '), line
+        assert 'is unacceptable: qemu-img check exit status' in line
+
+        after = {p: (content_digest(p), os.stat(p).st_mtime_ns)
+                 for p in all_files(instances)}
+        # nothing half-written, earlier files untouched; only lock files
+        # are new
+        assert {p: v for p, v in after.items() if '/locks/' not in p} == {
+            p: v for p, v in before.items() if '/locks/' not in p}
+        for name in ('vm-full', 'vm-bad'):
+            made = os.path.join(instances, name)
+            assert not os.path.exists(made) or os.listdir(made) == []
+
+    listed = _runs_json(env)
+    assert listed[full_id]['state'] == 'REVERTED'
+    assert listed[full_id]['failed_step'] == 'root-fetch'
+    assert listed[full_id]['error'].endswith('no space left on device')
+    assert listed[bad_id]['state'] == 'REVERTED'
+    assert listed[bad_id]['failed_step'] == 'root-inspect'
+    assert 'qemu-img check exit status' in listed[bad_id]['error']
+    assert listed[first_run_id(ok)]['state'] == 'SUCCESS'
+    # unfinished only, by default: none
+    assert env.cli('runs', '--format', 'json').json() == []
+
+
+def _part_of(env, image):
+    digest = hashlib.sha1(image.encode()).hexdigest()
+    return os.path.join(env.instances, '_base', digest + '.part')
+
+
+def test_reverted_runs_are_retried_by_resume(tmp_path, small):
+    """A tool error, then a server that is down: both runs revert, and
+    ``resume`` retries each once the cause is gone, reusing the cache."""
+    root = str(tmp_path / 'served')
+    os.makedirs(root)
+    for name in ('a.qcow2', 'b.qcow2'):
+        shutil.copy(small[1], os.path.join(root, name))
+    failing = qemu_img_wrapper(
+        str(tmp_path / 'bin'),
+        'create) echo "qemu-img: simulated failure" >&2; exit 1;;')
+    env = Env(tmp_path / 'env')
+
+    server = httpserver.Server(root)
+    with server:
+        port = server.port
+        a = server.url('a.qcow2')
+        env.path = failing
+        r = env.run(a, 'vm-a')
+        env.path = PATH
+        assert r.rc == 1, r
+        a_id = first_run_id(r)
+        line = r.error_line()
+        assert line.startswith(f'imagepipe: error: run {a_id} failed and was '
+                               'reverted at step root-overlay: qemu-img '
+                               'create'), line
+        assert line.endswith('qemu-img: simulated failure')
+        assert os.listdir(os.path.join(env.instances, 'vm-a')) == []
+        assert temporaries(env.instances) == []
+        base = os.path.join(env.instances, '_base',
+                            hashlib.sha1(a.encode()).hexdigest())
+        assert os.path.exists(base)  # a published cache entry stays
+
+        r = env.cli('resume', a_id)
+        assert r.rc == 0, r
+        assert r.out.startswith(f'run {a_id} (REVERTED): retrying')
+        assert len(server.gets('a.qcow2')) == 1  # the cache was reused
+        assert env.result(a_id, 'root-fetch')['cached'] is True
+        b = server.url('b.qcow2')
+
+    r = env.run(b, 'vm-b')  # the server is down
+    assert r.rc == 1, r
+    b_id = first_run_id(r)
+    assert f'reverted at step root-fetch: {b}: unreachable' in r.error_line()
+    assert env.flow_state(b_id) == 'REVERTED'
+    assert temporaries(env.instances) == []
+
+    with httpserver.Server(root, port=port) as server:
+        r = env.cli('resume', b_id)
+        assert r.rc == 0, r
+        assert len(server.gets('b.qcow2')) == 1
+    listed = _runs_json(env)
+    assert listed[b_id]['state'] == 'SUCCESS'
+    assert listed[b_id]['error'] is None
+    for vm in ('vm-a', 'vm-b'):
+        images.sh('qemu-img', 'check', os.path.join(env.instances, vm,
+                                                    'disk'))
+    assert temporaries(env.instances) == []
