@@ -163,7 +163,7 @@ def fetch_root(ctx):
             'this release did not compare the virtual size with the flavor '
             '(reference 7.10)')
     force_raw = ctx.settings['force_raw_images']
-    convert_args = {'part': part, 'converted': converted,
+    convert_args = {'part': part, 'converted': converted, 'base': p.base,
                     'force_raw': force_raw, 'pin_format': True}
     if t.convert_pinned:
         convert_args['nova_pins_format'] = True

@@ -13,6 +13,7 @@ import os
 
 from imagepipe import exception
 from imagepipe import tools
+from imagepipe.tasks import inspect
 from imagepipe.tasks import locks
 from imagepipe.tasks.base import ImageTask
 from imagepipe.tasks.base import flush_and_drop
@@ -45,11 +46,17 @@ class ConvertToRaw(ImageTask):
 
     source = 'images.fetch_to_raw'
 
-    def execute(self, image, part, converted, force_raw, pin_format, lock):
+    def execute(self, image, part, converted, base, force_raw, pin_format,
+                lock):
         with locks.held(lock):
             if image['cached'] or image['format'] == 'raw' or not force_raw:
                 return {'converted': False, 'path': image['path'],
                         'format': image['format']}
+            if (inspect.published_meanwhile(part, base)
+                    and not os.path.exists(converted)):
+                # another run resumed first and published this image
+                return {'converted': False, 'path': base,
+                        'format': tools.qemu_img_info(base).file_format}
             # The part is removed only after a finished, flushed convert:
             # without it, an existing output is an earlier attempt's work.
             if os.path.exists(part) or not os.path.exists(converted):

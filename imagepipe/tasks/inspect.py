@@ -55,6 +55,11 @@ class FlavorDiskSmallerThanImage(exception.FlavorDiskTooSmall):
     """The cached base is larger than the flavor's root disk (Newton+)."""
 
 
+def published_meanwhile(temp, base):
+    """``temp`` is gone and ``base`` is there: another run finished it."""
+    return not os.path.exists(temp) and os.path.exists(base)
+
+
 def check_argv(path):
     """``qemu-img check`` of a qcow2 file."""
     return ['qemu-img', 'check', '--output=json', '-f', 'qcow2', path]
@@ -125,8 +130,14 @@ class DeepInspect(Inspect):
 
 def _inspect(fetched, part, base, max_size, expected_format,
              vmdk_allowed_types, deep):
-    """A cached base is only measured; a fresh download checked first."""
-    if fetched['cached']:
+    """A cached base is only measured; a fresh download checked first.
+
+    A download gone while the base exists was published by another run
+    resumed before this one (both used the same ``.part``): the base is
+    then this run's cached image.
+    """
+    cached = fetched['cached'] or published_meanwhile(part, base)
+    if cached:
         path = base
         info = _qemu_info(path)
     else:
@@ -138,7 +149,7 @@ def _inspect(fetched, part, base, max_size, expected_format,
             path, f'image virtual size {info.virtual_size} bytes is '
             f"larger than the flavor's root disk {max_size} bytes",
             exception.FlavorDiskTooSmall)
-    return {'cached': fetched['cached'], 'path': path,
+    return {'cached': cached, 'path': path,
             'format': info.file_format, 'virtual_size': info.virtual_size,
             'cluster_size': info.cluster_size}
 

@@ -34,14 +34,15 @@ def inspected(path, fmt, cached=False):
 def convert(cache, image, force_raw=True, pin_format=True, lock=None):
     return ConvertToRaw('convert').execute(
         image=image, part=cache['part'], converted=cache['converted'],
-        force_raw=force_raw, pin_format=pin_format, lock=lock)
+        base=cache['base'], force_raw=force_raw, pin_format=pin_format,
+        lock=lock)
 
 
 def revert(cache, result, lock=None):
     ConvertToRaw('convert').revert(
         result=result, image=None, part=cache['part'],
-        converted=cache['converted'], force_raw=True, pin_format=True,
-        lock=lock)
+        converted=cache['converted'], base=cache['base'], force_raw=True,
+        pin_format=True, lock=lock)
 
 
 @pytest.mark.parametrize('fixture', ['qcow2_image', 'compressed_qcow2_image'])
@@ -138,7 +139,7 @@ def test_argv():
 
 def test_describe():
     task = ConvertToRaw('convert', inject={
-        'part': '$B/h.part', 'converted': '$B/h.converted',
+        'part': '$B/h.part', 'converted': '$B/h.converted', 'base': '$B/h',
         'force_raw': True, 'pin_format': True, 'lock': None},
         wire={'image': 'inspect-root'})
     shown = task.describe()
@@ -152,3 +153,15 @@ def test_describe():
     task = ConvertToRaw('convert', inject={**task.inject, 'force_raw': False},
                         wire={'image': 'inspect-root'})
     assert task.describe()['command'] is None
+
+
+def test_a_base_published_meanwhile_by_another_run_is_used(cache,
+                                                            raw_image):
+    """Two runs resumed on one image share the .part: the first publishes
+    the base and consumes the part; the second must take the base, not
+    fail on the vanished part."""
+    shutil.copy(raw_image, cache['base'])
+    result = convert(cache, inspected(cache['part'], 'qcow2'))
+    assert result == {'converted': False, 'path': cache['base'],
+                      'format': 'raw'}
+    assert not os.path.exists(cache['converted'])

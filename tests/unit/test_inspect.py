@@ -205,3 +205,16 @@ def test_describe():
     assert shown['command'][0][:2] == ['qemu-img', 'info']
     assert any(str(2**30) in note for note in shown['notes'])
     assert json.loads(json.dumps(shown)) == shown
+
+
+def test_a_part_gone_with_the_base_present_reads_as_cached(tmp_path,
+                                                          raw_image):
+    base = tmp_path / 'abc'
+    shutil.copyfile(raw_image, base)
+    result = Inspect('inspect').execute(
+        fetched={'cached': False, 'path': str(tmp_path / 'abc.part'),
+                 'size': 1, 'disk_format': None, 'checksum': None},
+        part=str(tmp_path / 'abc.part'), base=str(base), max_size=None,
+        expected_format=None, vmdk_allowed_types=None, lock=None)
+    assert result['cached'] is True and result['path'] == str(base)
+    assert result['format'] == 'raw'
