@@ -29,6 +29,7 @@ import sys
 from taskflow import states
 
 from imagepipe import exception
+from imagepipe import libvirt
 from imagepipe.cmd import output
 from imagepipe.cmd import plan as plan_cmd
 from imagepipe.runner import listeners
@@ -214,8 +215,31 @@ def _add_runs_arguments(parser):
     output.add_format(parser)
 
 
+def _libvirt(args, fd):
+    """``show --libvirt-xml`` / ``--domain``: what the release told libvirt."""
+    if fd.state != states.SUCCESS:
+        raise exception.RunError(f'run {fd.uuid} is {fd.state}: it made no '
+                                 'disk to describe')
+    kwargs, results = libvirt.for_run(fd)
+    if args.libvirt_xml:
+        print(libvirt.disk_xml(kwargs, results), end='')
+        return 0
+    if not (args.kernel and args.initrd):
+        raise exception.ConfigError('--domain needs --kernel and --initrd')
+    source = libvirt.root_disk(kwargs, results)['source']
+    console = args.console or os.path.join(
+        os.path.dirname(source) if source.startswith(
+            kwargs['settings']['instances_path']) else '.', 'console.log')
+    print(libvirt.domain_xml(kwargs, results, os.path.abspath(args.kernel),
+                             os.path.abspath(args.initrd),
+                             os.path.abspath(console)), end='')
+    return 0
+
+
 def show(args, ctx):
     _, fd = _store(ctx).find(args.run)
+    if args.libvirt_xml or args.domain:
+        return _libvirt(args, fd)
     rows = step_rows(fd)
     row = _run_row(fd, _lock_dir(ctx))
     if args.format == 'json':
@@ -240,6 +264,17 @@ def show(args, ctx):
 
 def _add_show_arguments(parser):
     parser.add_argument('run', metavar='RUN', help='run id (or a prefix)')
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument('--libvirt-xml', action='store_true',
+                      help="the root disk's <disk> element as the run's "
+                           "release's Nova wrote it")
+    what.add_argument('--domain', action='store_true',
+                      help='a minimal domain around it (TCG, direct kernel '
+                           'boot, serial console to a file)')
+    parser.add_argument('--kernel', help='kernel for --domain')
+    parser.add_argument('--initrd', help='initramfs for --domain')
+    parser.add_argument('--console', help='serial console file for --domain '
+                        '(default: console.log beside the disk)')
     output.add_format(parser)
 
 
