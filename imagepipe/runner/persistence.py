@@ -67,11 +67,28 @@ def _schema_lock(engine):
                                    'imagepipe-', os.path.dirname(path))
 
 
+class _Backend(impl_sqlalchemy.SQLAlchemyBackend):
+    """taskflow's SQL backend with one Connection for all callers.
+
+    taskflow asks for a new Connection for every storage call (each state
+    change, each progress report) and each one builds all table definitions
+    again: that CPU, not the database, was most of a run's persistence cost
+    (perf-baseline.md section 5). A Connection holds nothing but those
+    definitions (its close() does nothing), so one is shared.
+    """
+
+    _connection = None
+
+    def get_connection(self):
+        if self._connection is None:
+            self._connection = super().get_connection()
+        return self._connection
+
+
 def open_backend(connection):
     """A taskflow backend on ``connection``, its schema in place."""
     engine = _engine(connection)
-    backend = impl_sqlalchemy.SQLAlchemyBackend(
-        {'connection': connection}, engine=engine)
+    backend = _Backend({'connection': connection}, engine=engine)
     try:
         if not sa.inspect(engine).has_table('atomdetails'):
             with _schema_lock(engine):
