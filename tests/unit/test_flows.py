@@ -9,76 +9,28 @@ of the image, ``$D`` the instance directory, ``$I`` instances_path. Nothing
 runs: a plan touches no disk and needs no tool.
 """
 
-import hashlib
 import json
 
 import pytest
 
 from imagepipe import exception
 from imagepipe import flows
-from imagepipe.cmd import plan as plan_cmd
 from imagepipe.conf import loader
 from imagepipe.conf import options
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import article
 from imagepipe.flows import deviations
 from imagepipe.runner import runs
+from tests.plans import HEX
+from tests.plans import IMAGE
+from tests.plans import INSTANCE
+from tests.plans import Plan
 
-IMAGE = 'http://glance/cirros.qcow2'
-HEX = hashlib.sha1(IMAGE.encode()).hexdigest()
-INSTANCE = 'vm1'
 GiB = 1024 ** 3
 S10 = str(10 * GiB)
 
 RELEASES = ('essex', 'folsom', 'grizzly', 'havana', 'icehouse', 'juno')
 
-
-class Plan:
-    """A built flow, its kwargs and its steps rendered in $-notation."""
-
-    def __init__(self, flow, kwargs, instances):
-        self.flow = flow
-        self.kwargs = kwargs
-        self.instances = instances
-        self.steps = plan_cmd.describe(flow)
-        self.atoms = {atom.name: atom for atom in flow}
-        self.by_name = {s['name']: s for s in self.steps}
-
-    def render(self, text):
-        i = self.instances
-        for path, symbol in ((f'{i}/_base/{HEX}', '$B/$hex'),
-                             (f'{i}/_base', '$B'),
-                             (f'{i}/{INSTANCE}', '$D'),
-                             (i, '$I'), (HEX, '$hex')):
-            text = text.replace(path, symbol)
-        return text
-
-    def commands(self):
-        """[(step, [command, ...]), ...] in execution order."""
-        rows = []
-        for step in self.steps:
-            command = step['command'] or []
-            if command and not isinstance(command[0], list):
-                command = [command]
-            rows.append((step['name'], [self.render(' '.join(map(str, c)))
-                                        for c in command]))
-        return rows
-
-    def names(self):
-        return [s['name'] for s in self.steps]
-
-    def lock(self, name):
-        lock = self.by_name[name]['lock']
-        return lock and self.render(lock)
-
-    def notes(self, name):
-        return self.by_name[name]['notes']
-
-    def inject(self, name):
-        return self.atoms[name].inject
-
-    def warnings(self):
-        return flows.warnings(self.kwargs['release'], self.kwargs['settings'])
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from taskflow.persistence import backends
 from imagepipe import exception
 from imagepipe import flows
 from imagepipe.cmd import main
-from imagepipe.cmd import plan as plan_cmd
 from imagepipe.conf import loader
 from imagepipe.conf import options
 from imagepipe.conf import releases
@@ -38,67 +37,16 @@ from imagepipe.tasks import inspect
 from imagepipe.tasks import locks
 from tests import httpserver
 from tests import images
+from tests.plans import HEX
+from tests.plans import IMAGE
+from tests.plans import INSTANCE
+from tests.plans import Plan
 
-IMAGE = 'http://glance/cirros.qcow2'
-HEX = hashlib.sha1(IMAGE.encode()).hexdigest()
-INSTANCE = 'vm1'
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 S10 = str(10 * GiB)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
-
-class Plan:
-    """A built flow, its kwargs and its steps rendered in $-notation."""
-
-    def __init__(self, flow, kwargs, instances, cache='_base'):
-        self.flow = flow
-        self.kwargs = kwargs
-        self.instances = instances
-        self.cache = cache
-        self.steps = plan_cmd.describe(flow)
-        self.atoms = {atom.name: atom for atom in flow}
-        self.by_name = {s['name']: s for s in self.steps}
-
-    def render(self, text):
-        i = self.instances
-        for path, symbol in ((f'{i}/{self.cache}/{HEX}', '$B/$hex'),
-                             (f'{i}/{self.cache}', '$B'),
-                             (f'{i}/{INSTANCE}', '$D'),
-                             (i, '$I'), (HEX, '$hex')):
-            text = text.replace(path, symbol)
-        return text
-
-    def commands(self):
-        """[(step, [command, ...]), ...] in execution order."""
-        rows = []
-        for step in self.steps:
-            command = step['command'] or []
-            if command and not isinstance(command[0], list):
-                command = [command]
-            rows.append((step['name'], [self.render(' '.join(map(str, c)))
-                                        for c in command]))
-        return rows
-
-    def names(self):
-        return [s['name'] for s in self.steps]
-
-    def lock(self, name):
-        lock = self.by_name[name]['lock']
-        return lock and self.render(lock)
-
-    def notes(self, name):
-        return self.by_name[name]['notes']
-
-    def all_notes(self):
-        return [n for s in self.steps for n in s['notes']]
-
-    def inject(self, name):
-        return self.atoms[name].inject
-
-    @property
-    def settings(self):
-        return self.kwargs['settings']
 
 
 def conf_text(instances, default, groups):
