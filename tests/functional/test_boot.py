@@ -131,6 +131,11 @@ CASES = [
     Case('icehouse-images_type=raw', 'icehouse', 'qcow2',
          {'libvirt': {'images_type': 'raw'}}, driver='raw', grown=True),
     Case('juno-defaults', 'juno', 'qcow2', {}, driver='qcow2', grown=False),
+    # today's Nova: the overlay is born at the flavor size, nothing is grown
+    Case('gazpacho-defaults', 'gazpacho', 'qcow2', {}, driver='qcow2',
+         grown=False),
+    Case('gazpacho-images_type=flat', 'gazpacho', 'qcow2',
+         {'libvirt': {'images_type': 'flat'}}, driver='raw', grown=True),
 ]
 
 
