@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 tools/bootstrap.sh --tests
 export PATH=$PATH:/usr/sbin:/sbin
-.venv/bin/ruff check imagepipe tests
+.venv/bin/ruff check imagepipe tests benchmarks
 exec .venv/bin/python -m pytest -q "$@"
