@@ -85,17 +85,10 @@ _READ_ERRORS = (OSError, http_client.HTTPException,
 #: What a request raises when the server cannot be reached.
 _UNREACHABLE = (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure)
 
-_CONTENT_RANGE = re.compile(r'bytes (\d+)-\d+/(\d+|\*)')
 _ERRNO = re.compile(r'\[Errno -?\d+\] [^\'")\]]+')
 _ERRNO_REPR = re.compile(r"\w+Error\((-?\d+), '([^']*)'\)")
 _WORDS_REPR = re.compile(r"\w+\('([^']+)'\)")
 _VERSION_SUFFIX = re.compile(r'/v\d+(\.\d+)?/?$')
-
-_STATUS = {
-    401: 'authentication required',
-    403: 'access forbidden',
-    404: 'not found',
-}
 
 
 class DownloadCut(exception.SourceError):
@@ -207,7 +200,8 @@ class GlanceImage(base.ImageSource):
                 response.close()
                 return self._first_answer(path, 0)
             if response.status_code >= 400:
-                what = _STATUS.get(response.status_code, 'refused')
+                what = http_source.STATUS_WORDS.get(response.status_code,
+                                                    'refused')
                 raise exception.SourceError(
                     f'{self.ref}: {url}: {what} ({_explain(response)})')
             return response
@@ -262,7 +256,7 @@ class _Body:
         if response.status_code != 206:
             length = response.headers.get('Content-Length')
             return 0, int(length) if length else self.image.size
-        found = _CONTENT_RANGE.match(
+        found = http_source.CONTENT_RANGE.match(
             response.headers.get('Content-Range', ''))
         if not found or int(found.group(1)) != offset:
             response.close()

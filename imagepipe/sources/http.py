@@ -16,9 +16,11 @@ from imagepipe.sources import base
 #: Seconds a connection may stay silent before the download fails.
 TIMEOUT = 60
 
-_CONTENT_RANGE = re.compile(r'bytes (\d+)-\d+/(\d+|\*)')
+#: A 206 answer's ``Content-Range``: first byte, total length.
+CONTENT_RANGE = re.compile(r'bytes (\d+)-\d+/(\d+|\*)')
 
-_STATUS = {
+#: How an HTTP error status reads in an error line.
+STATUS_WORDS = {
     401: 'authentication required',
     403: 'access forbidden',
     404: 'not found',
@@ -47,7 +49,7 @@ def open_url(url, headers=None, offset=0):
         e.close()
         if e.code == 416 and offset:
             return open_url(url, headers)
-        what = _STATUS.get(e.code, e.reason)
+        what = STATUS_WORDS.get(e.code, e.reason)
         raise exception.SourceError(
             f'{url}: {what} (HTTP {e.code})') from None
     except (OSError, http.client.HTTPException) as e:
@@ -65,7 +67,7 @@ def stream(url, response, offset):
     length = int(length) if length else None
     if response.status != 206:
         return base.Stream(url, response, 0, length, length)
-    found = _CONTENT_RANGE.match(response.headers.get('Content-Range', ''))
+    found = CONTENT_RANGE.match(response.headers.get('Content-Range', ''))
     if not found or int(found.group(1)) != offset:
         response.close()
         raise exception.SourceError(
