@@ -27,10 +27,6 @@ def spread(values):
     return statistics.median(values), min(values), max(values)
 
 
-def ratio(a, b):
-    return a / b if b else float('inf')
-
-
 def fmt_s(seconds):
     return f'{seconds:.3f}'
 
@@ -49,10 +45,9 @@ def fmt_mib(n):
 
 def check(proc, argv):
     if proc.returncode != 0:
-        tail = (proc.stderr or '')[-1500:] if isinstance(proc.stderr,
-                                                         str) else ''
         raise Failed(f'exit status {proc.returncode}: '
-                     f'{" ".join(map(str, argv))}\n{tail}')
+                     f'{" ".join(map(str, argv))}\n'
+                     f'{(proc.stderr or "")[-1500:]}')
     return proc
 
 
@@ -143,13 +138,12 @@ class State:
 class Env:
     """The work directory, the served inputs and the run's settings."""
 
-    def __init__(self, workdir, quick, pairs, server, facts, log):
+    def __init__(self, workdir, quick, pairs, server, facts):
         self.workdir = workdir
         self.quick = quick
         self.pairs = pairs
         self.server = server
         self.facts = facts
-        self.log = log
         self.python = sys.executable
         self.imagepipe = (shutil.which('imagepipe',
                                        path=os.path.dirname(sys.executable))

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,7 +109,7 @@ def machine(workdir, quick):
     }
 
 
-def _print(results, facts):
+def _print(results):
     for res in results:
         for table in res.tables:
             print()
@@ -158,6 +159,8 @@ def main(argv=None):
                         help='write the tables as reStructuredText to FILE')
     args = parser.parse_args(argv)
     pairs = args.pairs or (1 if args.quick else 5)
+    if pairs < 1:
+        parser.error('--pairs must be at least 1')
     chosen = [int(c) for c in args.cases.split(',') if c.strip()]
     unknown = [c for c in chosen if c not in cases.CASES]
     if unknown:
@@ -176,13 +179,13 @@ def main(argv=None):
         _log('machine: ' + '; '.join(f'{k} {v}' for k, v in info.items()))
         results = []
         with server.Server(facts['directory']) as srv:
-            env = harness.Env(workdir, args.quick, pairs, srv, facts, _log)
+            env = harness.Env(workdir, args.quick, pairs, srv, facts)
             for number in chosen:
                 _log(f'case {number}: {cases.CASES[number].__doc__}')
                 t = time.monotonic()
                 results.append(cases.CASES[number](env, number))
                 _log(f'case {number} took {time.monotonic() - t:.0f} s')
-        targets = _print(results, facts)
+        targets = _print(results)
         print(f'\n{command}\n' + '\n'.join(
             f'{k}: {v}' for k, v in info.items())
             + f'\nwall time {time.monotonic() - started:.0f} s')
@@ -205,7 +208,7 @@ def main(argv=None):
         return 1
     finally:
         if temporary:
-            subprocess.run(['rm', '-rf', workdir], check=False)
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == '__main__':
