@@ -3,9 +3,15 @@
 Any SQLAlchemy URL works. A SQLite file (the default, under state_path) is
 created on first use, with write-ahead logging, a busy timeout so concurrent
 runs wait for each other instead of failing, and foreign keys on (taskflow's
-cascades rely on them). The schema is created only when it is missing, by
-one process at a time: several runs started at once on a new SQLite file
-would otherwise race to create the same tables.
+cascades rely on them). With WAL, ``synchronous=NORMAL`` makes a commit
+durable against a crash of the process (the kill -9 that resume is for)
+without an fsync per commit; a power loss may forget the last steps' states,
+and those steps, being idempotent, run again on resume. (An fsync per commit
+cost a second per run on a host busy writing an image.)
+
+The schema is created only when it is missing, by one process at a time:
+several runs started at once on a new SQLite file would otherwise race to
+create the same tables.
 """
 
 import contextlib
@@ -26,6 +32,7 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
     cur.execute(f'PRAGMA busy_timeout={BUSY_TIMEOUT_MS}')
     cur.execute('PRAGMA journal_mode=WAL')
+    cur.execute('PRAGMA synchronous=NORMAL')
     cur.execute('PRAGMA foreign_keys=ON')
     cur.close()
 

@@ -132,14 +132,17 @@ class RunStore:
                                      backend=self.backend)
         return book, fd
 
-    def books(self):
-        with self._conn() as conn:
-            return [b for b in conn.get_logbooks(lazy=False)
-                    if b.name.startswith('imagepipe-')]
-
     def all(self):
-        """(book, flow detail) of every run."""
-        return [(b, fd) for b in self.books() for fd in b]
+        """(book, flow detail) of every run, without the run's steps.
+
+        A listing and the check before a fresh run need no more; loading
+        every step of every run ever kept grew with each run. :meth:`get`
+        reads one run whole.
+        """
+        with self._conn() as conn:
+            return [(b, fd) for b in conn.get_logbooks(lazy=True)
+                    if b.name.startswith('imagepipe-')
+                    for fd in conn.get_flows_for_book(b.uuid, lazy=True)]
 
     def find(self, run_id):
         """(book, flow detail) of a run id, or of its unique prefix."""
@@ -148,7 +151,8 @@ class RunStore:
         if len(matches) != 1:
             why = 'no run' if not matches else 'more than one run'
             raise Refused(f'{why} matches {run_id!r}')
-        return matches[0]
+        book, fd = matches[0]
+        return book, self.get(fd.uuid)
 
     def get(self, run_id):
         """The flow detail of a full run id, as stored now."""
@@ -159,14 +163,18 @@ class RunStore:
         return self.get(fd.uuid)
 
     def update(self, fd, **values):
-        """Merge ``values`` into the run's meta.
+        """Merge ``values`` into the run's meta; its steps are not written.
 
-        ``fd`` is saved whole (atoms included), so it must be current:
-        reload it first unless this process is the one driving it.
+        Only the run's own row changes (state and meta, from ``fd``), so
+        ``fd`` must hold the current state: reload it first unless this
+        process is the one driving it.
         """
         fd.meta.setdefault('imagepipe', {}).update(values)
+        head = models.FlowDetail(fd.name, fd.uuid)
+        head.state = fd.state
+        head.meta = fd.meta
         with self._conn() as conn:
-            conn.update_flow_details(fd)
+            conn.update_flow_details(head)
 
 
 def factory_kwargs(fd):
