@@ -127,13 +127,16 @@ class _ToolClock:
         self._execute = processutils.execute
 
     def __enter__(self):
-        def execute(*cmd, **kwargs):
-            name = ' '.join(cmd[:2]) if cmd[0] == 'qemu-img' else cmd[0]
-            if kwargs.get('prlimit'):
-                name += ' (prlimit)'
+        def execute(*argv, **kwargs):
+            cmd = argv
+            suffix = ''
+            if os.path.basename(cmd[0]) == 'prlimit':
+                cmd, suffix = cmd[cmd.index('--') + 1:], ' (prlimit)'
+            name = (' '.join(cmd[:2]) if cmd[0] == 'qemu-img'
+                    else cmd[0]) + suffix
             start = time.perf_counter()
             try:
-                return self._execute(*cmd, **kwargs)
+                return self._execute(*argv, **kwargs)
             finally:
                 self.calls.append((name, time.perf_counter() - start))
         processutils.execute = execute

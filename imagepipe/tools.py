@@ -4,6 +4,10 @@ Every command runs through oslo.concurrency's processutils with ``LC_ALL=C``
 (so the output parsed below is never translated), a missing tool becomes one
 error naming the Debian package to install, and ``qemu-img info`` runs under
 the resource limits modern Nova uses against hostile images.
+
+The limits are set by util-linux's ``prlimit`` command, which execs the tool
+with them. processutils' own ``prlimit=`` starts a Python interpreter for
+that, about 50 ms per ``qemu-img info`` where the command itself takes 1 ms.
 """
 
 import os
@@ -29,6 +33,7 @@ PACKAGES = {
     'mkfs.vfat': 'dosfstools',
     'mkswap': 'util-linux',
     'fallocate': 'util-linux',
+    'prlimit': 'util-linux',
     'blockdev': 'util-linux',
     'cp': 'coreutils',
     'dd': 'coreutils',
@@ -42,8 +47,7 @@ PACKAGES = {
 ENV = {'LC_ALL': 'C', 'LANG': 'C'}
 
 #: Limits modern Nova puts on ``qemu-img info``: 1 GiB address space, 30 s CPU.
-QEMU_IMG_LIMITS = processutils.ProcessLimits(address_space=1 * units.Gi,
-                                             cpu_time=30)
+QEMU_IMG_LIMITS = (f'--as={1 * units.Gi}', '--cpu=30')
 
 
 def require(tool):
@@ -67,12 +71,15 @@ def run(*cmd, ok=(0,), prlimit=None):
     """Run ``cmd``; return (exit_code, stdout, stderr); raise unless in ``ok``.
 
     ``ok=None`` accepts every exit status (Nova's "ignore failures" steps).
+    ``prlimit``: ``prlimit`` options (such as QEMU_IMG_LIMITS) to run under.
     """
     require(cmd[0])
+    argv = cmd
+    if prlimit:
+        argv = (require('prlimit'), *prlimit, '--', *cmd)
     try:
         out, err = processutils.execute(
-            *cmd, env_variables={**os.environ, **ENV}, check_exit_code=True,
-            prlimit=prlimit)
+            *argv, env_variables={**os.environ, **ENV}, check_exit_code=True)
         return 0, out, err
     except processutils.ProcessExecutionError as e:
         code = e.exit_code
