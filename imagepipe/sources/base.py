@@ -6,8 +6,8 @@ from oslo_utils import units
 
 from imagepipe import exception
 
-#: Bytes per chunk a source yields. Fetch leaves whole chunks of zeros as
-#: holes, so this is also the grain of the sparse files it writes.
+#: Bytes per chunk a source yields: large enough that a chunk costs little
+#: Python per byte (perf-baseline.md).
 CHUNK_SIZE = 1 * units.Mi
 
 

@@ -16,8 +16,13 @@ touching the disk: values that only a run can know appear as placeholders.
 """
 
 import os
+import time
 
 from taskflow import task
+
+#: Seconds between two progress reports of a step: each is stored in its own
+#: database transaction.
+PROGRESS_INTERVAL = 0.5
 
 
 class Pending(dict):
@@ -62,15 +67,31 @@ class ImageTask(task.Task):
     def preview(self, **args):
         return {}
 
+    _reported = None
+
     def report(self, fraction, **details):
-        """update_progress with details (e.g. ``done``/``total`` bytes).
+        """Progress with details (e.g. ``done``/``total`` bytes).
 
         taskflow stores the extra keys with the progress and hands them to
-        listeners, which show bytes and rate from them.
+        listeners, which show bytes and rate from them. The first report and
+        the last (1.0) always go through, the others at most one every
+        PROGRESS_INTERVAL.
         """
+        fraction = min(max(fraction, 0.0), 1.0)
+        now = time.monotonic()
+        if (fraction < 1.0 and self._reported is not None
+                and now - self._reported < PROGRESS_INTERVAL):
+            return
+        self._reported = now
         self.notifier.notify(task.EVENT_UPDATE_PROGRESS,
-                             {'progress': min(max(fraction, 0.0), 1.0),
-                              **details})
+                             {'progress': fraction, **details})
+
+    def update_progress(self, progress):
+        """Ignored: steps report with :meth:`report`.
+
+        The engine calls this with the 0.0 and 1.0 it has just stored as the
+        step starts and ends; passing them on would store each once more.
+        """
 
     def describe(self, results=None):
         """What this step will do, as the plan shows it.
@@ -122,11 +143,21 @@ def ensure_parent(path):
 def flush_and_drop(fd):
     """Make a written file durable, then drop its pages from the page cache.
 
-    Intermediate files are read once more at most (by a convert or a copy),
-    so keeping them cached only pushes out what the host needs.
+    Files imagepipe writes are read by guests through QEMU with
+    ``cache=none``, or once more at most by a copy, so keeping them cached
+    only pushes out what the host needs.
     """
     os.fdatasync(fd)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def drop_cache(path):
+    """Drop the clean pages of ``path`` from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def publish(tmp, final):

@@ -73,7 +73,7 @@ class ConvertToRaw(ImageTask):
                  else 'writeback')
         argv = convert_argv(fmt, part, converted, cache, pin_format)
         try:
-            tools.run_with_progress(*argv, on_progress=self.update_progress)
+            tools.run_with_progress(*argv, on_progress=self.report)
         except exception.ToolFailed as e:
             raise exception.ImageUnacceptable(
                 f'image {part} is unacceptable: unable to convert image to '

@@ -27,6 +27,11 @@ def _copy(src, dest):
     tmp = tmp_name(dest)
     tools.run(*cp_argv(src, tmp))
     base.publish(tmp, dest)
+    # cp read the source and wrote the copy through the page cache: both
+    # would stay there, twice the image, for guests that read with
+    # cache=none. The copy is flushed by now, so its pages can go too.
+    base.drop_cache(src)
+    base.drop_cache(dest)
     return {'path': dest, 'copied': True, 'size': os.path.getsize(dest)}
 
 

@@ -3,7 +3,7 @@
 Nova's ``images.fetch`` downloaded through the Glance client into the
 ``.part`` file, inside the caller's ``[X $hex]`` lock, and deleted the part on
 any error. imagepipe does the same in-process, with three things Nova did not
-do: chunks of zeros become holes (a raw image stays sparse), a ``.part`` left
+do: blocks of zeros become holes (a raw image stays sparse), a ``.part`` left
 by a crash is continued with a Range request, and the length and checksum the
 source declares are verified while the bytes go by.
 """
@@ -23,13 +23,14 @@ from imagepipe.sources.base import CHUNK_SIZE
 from imagepipe.tasks import locks
 from imagepipe.tasks.base import ImageTask
 from imagepipe.tasks.base import ensure_parent
-from imagepipe.tasks.base import flush_and_drop
 from imagepipe.tasks.base import remove
 
-#: At most this many progress reports per download.
-PROGRESS_STEPS = 100
-
 _ZEROS = bytes(CHUNK_SIZE)
+
+#: Zeros inside a chunk are left as holes this size and aligned so: the
+#: block of the filesystems imagepipe writes to.
+BLOCK = 4096
+_ZERO_BLOCK = bytes(BLOCK)
 
 
 class Fetch(ImageTask):
@@ -59,7 +60,7 @@ class Fetch(ImageTask):
             'creates': [part],
             'notes': [
                 f'skipped when {base} exists (checked inside the lock)',
-                'downloaded in-process: chunks of zeros left as holes, '
+                'downloaded in-process: 4 KiB blocks of zeros left as holes, '
                 'a partial .part continued with a Range request, size and '
                 'checksum verified when the source declares them',
             ],
@@ -73,7 +74,9 @@ def download(source, part, on_progress):
         with source.read(_resume_point(source, fd)) as stream:
             end = _receive(source, stream, fd, _Progress(
                 on_progress, source.size or stream.total))
-        flush_and_drop(fd)
+        # Durable, but left in the page cache: the convert reads it next,
+        # and the pages go with the file once it is converted.
+        os.fdatasync(fd)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise exception.NoSpace(
@@ -96,7 +99,7 @@ def _receive(source, stream, fd, progress):
     """Write the stream after what the part holds; return the final length.
 
     The part is cut to where the stream starts first (a server may ignore the
-    Range request and start over), so a skipped chunk of zeros never leaves
+    Range request and start over), so a skipped block of zeros never leaves
     old bytes behind. The kept prefix is hashed again, once, so the checksum
     covers the whole image.
     """
@@ -110,8 +113,7 @@ def _receive(source, stream, fd, progress):
         for chunk in stream:
             if hashing:
                 hashing.update(chunk)
-            if not _is_zero(chunk):
-                _pwrite(fd, chunk, end)
+            _write_sparse(fd, chunk, end)
             end += len(chunk)
             progress(end)
     os.ftruncate(fd, end)
@@ -140,6 +142,34 @@ def _is_zero(chunk):
     return chunk == bytes(len(chunk))
 
 
+def _write_sparse(fd, chunk, offset):
+    """Write ``chunk`` at ``offset``, its aligned blocks of zeros as holes.
+
+    Only the part after the stream's start is written, which the part was
+    cut to: a hole there reads as zeros.
+    """
+    if _is_zero(chunk):
+        return
+    if _ZERO_BLOCK not in chunk:  # one search; the common case for data
+        _pwrite(fd, chunk, offset)
+        return
+    view = memoryview(chunk)
+    start = None  # where the data not written yet begins
+    pos = 0
+    edge = min(len(chunk), -offset % BLOCK or BLOCK)
+    while pos < len(chunk):
+        block = chunk[pos:edge]
+        if block == _ZERO_BLOCK[:len(block)]:
+            if start is not None:
+                _pwrite(fd, view[start:pos], offset + start)
+                start = None
+        elif start is None:
+            start = pos
+        pos, edge = edge, min(edge + BLOCK, len(chunk))
+    if start is not None:
+        _pwrite(fd, view[start:], offset + start)
+
+
 def _pwrite(fd, data, offset):
     view = memoryview(data)
     while view:
@@ -155,20 +185,15 @@ def _read_back(fd, length):
 
 
 class _Progress:
-    """Report the fraction done, at most PROGRESS_STEPS times."""
+    """Report the fraction done and the bytes, when the total is known."""
 
     def __init__(self, report, total):
         self._report = report
         self._total = total
-        self._next = 0.0
 
     def __call__(self, done):
-        if not self._total:
-            return
-        fraction = min(done / self._total, 1.0)
-        if fraction >= self._next:
-            self._report(fraction, done=done, total=self._total)
-            self._next = (int(fraction * PROGRESS_STEPS) + 1) / PROGRESS_STEPS
+        if self._total:
+            self._report(done / self._total, done=done, total=self._total)
 
 
 class _Hasher:

@@ -44,8 +44,11 @@ def _create(base_path, disk, base_format, cluster_size, size):
     tools.run(*create_argv(backing, fmt, _cluster_size(cluster_size, info),
                            tmp, size))
     task_base.publish(tmp, disk)
+    # qemu-img makes exactly this size (a qcow2 one rounded up to 512 bytes),
+    # so it is not read back with one more qemu-img info.
+    virtual = info.virtual_size if size is None else -(-size // 512) * 512
     return {'path': disk, 'backing_file': backing, 'backing_format': fmt,
-            'virtual_size': tools.qemu_img_info(disk, 'qcow2').virtual_size}
+            'virtual_size': virtual}
 
 
 class CreateOverlay(task_base.ImageTask):

@@ -412,13 +412,17 @@ def qemu_img_wrapper(bin_dir, cases):
 def test_sigkill_mid_convert_kills_qemu_img_too(big_env, tmp_path):
     env = big_env
     # The real qemu-img, rate-limited so that it is surely in the middle of
-    # writing when the kill comes (a 32 MiB convert takes ~30 ms otherwise).
+    # writing when the kill comes (a 32 MiB convert takes ~30 ms otherwise),
+    # sent to the whole group, as a crash of the host's service would be.
     env.path = qemu_img_wrapper(
         str(tmp_path / 'bin'),
         'convert) shift; exec "$REAL" convert -r 8M "$@";;')
     p = env.popen('run', '--image', env.url, '--instance', 'vm1',
-                  '--root-gb', '1', kill_during='root-convert:0.2',
-                  group=True)
+                  '--root-gb', '1', group=True)
+    wait_for(lambda: [f for f in all_files(env.instances)
+                      if f.endswith('.converted') and os.path.getsize(f)],
+             'the convert to write')
+    os.killpg(p.pid, signal.SIGKILL)
     out, err = p.communicate(timeout=120)
     env.path = PATH
     assert p.returncode == -signal.SIGKILL, (out, err)

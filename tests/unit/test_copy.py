@@ -1,6 +1,7 @@
 import filecmp
 import json
 import os
+import subprocess
 
 import pytest
 from taskflow import engines
@@ -48,6 +49,31 @@ def test_copy_is_sparse_and_identical(raw_image, tmp_path):
     assert images.allocated(dest) <= images.allocated(raw_image) + MiB
     assert not os.path.exists(dest + '.tmp')
     assert json.loads(json.dumps(result)) == result
+
+
+def cached(path):
+    """Bytes of ``path`` in the page cache (util-linux fincore)."""
+    out = subprocess.run(['fincore', '--bytes', '--noheadings', '--output',
+                          'RES', path], check=True, capture_output=True,
+                         text=True).stdout
+    return int(out.split()[0])
+
+
+def test_copy_leaves_neither_file_in_the_page_cache(raw_image, tmp_path):
+    fs = subprocess.run(['stat', '-f', '-c', '%T', str(tmp_path)],
+                        capture_output=True, text=True).stdout.strip()
+    if fs == 'tmpfs':
+        pytest.skip('tmpfs pages are the files themselves')
+    src = str(tmp_path / 'base')
+    with open(raw_image, 'rb') as f, open(src, 'wb') as out:
+        out.write(f.read())     # cached, as a base just published would be
+        out.flush()
+        os.fsync(out.fileno())
+    assert cached(src) > 4 * MiB
+
+    run(src, str(tmp_path / 'disk'))
+
+    assert cached(src) == cached(str(tmp_path / 'disk')) == 0
 
 
 def test_reuse_keeps_an_existing_destination(raw_image, tmp_path):

@@ -93,6 +93,34 @@ def test_http_raw_stays_sparse(server, raw_image, cache):
         data_chunks(raw_image) * CHUNK_SIZE + 64 * 1024)
 
 
+def _patterned(path):
+    """3 MiB: data and zeros 4 KiB each in turn, one stray byte, random.
+
+    Returns how many 4 KiB blocks hold data.
+    """
+    block = 4096
+    first = b''.join(os.urandom(block) + bytes(block)
+                     for _ in range(CHUNK_SIZE // (2 * block)))
+    second = bytearray(CHUNK_SIZE)
+    second[3 * block + 1] = 1
+    with open(path, 'wb') as f:
+        f.write(first + bytes(second) + os.urandom(CHUNK_SIZE))
+    return CHUNK_SIZE // (2 * block) + 1 + CHUNK_SIZE // block
+
+
+@pytest.mark.parametrize('kept', [0, 5 * 4096 + 123])
+def test_zero_blocks_inside_a_chunk_become_holes(image_dir, cache, kept):
+    path = os.path.join(image_dir, 'patterned.raw')
+    data_blocks = _patterned(path)
+    with open(path, 'rb') as src, open(cache['part'], 'wb') as dst:
+        dst.write(src.read(kept))    # a resume from an unaligned offset
+    with httpserver.Server(image_dir) as srv:
+        fetch(srv.url('patterned.raw'), cache)
+    assert filecmp.cmp(path, cache['part'], shallow=False)
+    assert data_blocks * 4096 <= images.allocated(cache['part']) <= (
+        (data_blocks + 2) * 4096 + 64 * 1024)
+
+
 def test_glance_verified_and_declared(server, raw_image, cache):
     result = fetch(IMAGE_ID, cache, glance(server))
     assert result['disk_format'] == 'raw'
