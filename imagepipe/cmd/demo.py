@@ -132,17 +132,3 @@ def _demo(workdir, fmt):
     else:
         _print_comparison(outcomes)
     return 0
-
-
-def _add_arguments(parser):
-    parser.add_argument('--keep', metavar='DIR',
-                        help='work in DIR (new or empty) and keep the results '
-                             'there')
-    output.add_format(parser)
-
-
-COMMANDS = {
-    'demo': (_add_arguments, run,
-             "run every release's default flow on a built-in image, "
-             'offline, in a temporary directory'),
-}

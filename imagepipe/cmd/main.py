@@ -12,18 +12,14 @@ import sys
 
 from oslo_config import cfg
 from oslo_log import log
+from oslo_utils import importutils
 
 from imagepipe import exception
 from imagepipe import flows
-from imagepipe.cmd import config as config_cmd
-from imagepipe.cmd import demo as demo_cmd
-from imagepipe.cmd import plan as plan_cmd
-from imagepipe.cmd import runs as runs_cmd
+from imagepipe.cmd import commands
 from imagepipe.conf import loader
 
 LOG = logging.getLogger('imagepipe')
-
-COMMAND_MODULES = (demo_cmd, config_cmd, plan_cmd, runs_cmd)
 
 
 class Context:
@@ -35,13 +31,11 @@ class Context:
 
 
 def _add_parsers(subparsers):
-    for module in COMMAND_MODULES:
-        for name, (add_arguments, handler, help_text) in (
-                module.COMMANDS.items()):
-            parser = subparsers.add_parser(name, help=help_text,
-                                           description=help_text)
-            add_arguments(parser)
-            parser.set_defaults(handler=handler)
+    for name, (add_arguments, handler, help_text) in commands.COMMANDS.items():
+        parser = subparsers.add_parser(name, help=help_text,
+                                       description=help_text)
+        add_arguments(parser)
+        parser.set_defaults(handler=handler)
 
 
 def build_conf():
@@ -102,7 +96,8 @@ def main(argv=None):
     try:
         conf = parse(argv)
         rconf = release_config(conf)
-        return conf.command.handler(conf.command, Context(conf, rconf))
+        handler = importutils.import_class(conf.command.handler)
+        return handler(conf.command, Context(conf, rconf))
     except exception.ImagepipeError as e:
         print(f'imagepipe: error: {e}', file=sys.stderr)
         return e.exit_code

@@ -77,27 +77,3 @@ def plan(args, ctx):
                           f"{s['force_raw_images']}, image "
                           f"{kwargs['request']['image']}")
     return 0
-
-
-def _add_plan_arguments(parser):
-    request_args.add_arguments(parser)
-    output.add_format(parser, ('table', 'json', 'dot'))
-
-
-def releases(args, ctx):
-    rows = [{'name': r.name, 'nova_tag': r.nova_tag, 'date': r.date,
-             'options': list(r.options)}
-            for r in flows.registered().values()]
-    output.emit(args.format, rows, [
-        ('name', 'RELEASE'), ('nova_tag', 'NOVA TAG'), ('date', 'DATE'),
-        ('options', 'OPTIONS THAT SHAPE THE FLOW')])
-    return 0
-
-
-COMMANDS = {
-    'releases': (output.add_format, releases,
-                 'list the release flows installed (entry points)'),
-    'plan': (_add_plan_arguments, plan,
-             'show the steps a release and config would run, without '
-             'running them'),
-}

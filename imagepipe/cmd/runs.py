@@ -170,11 +170,6 @@ def run(args, ctx):
     return _report(store, run_id, flow, args.format, state, step, error)
 
 
-def _add_run_arguments(parser):
-    plan_cmd.request_args.add_arguments(parser)
-    output.add_format(parser)
-
-
 def _duration(meta):
     if not meta.get('finished'):
         return None
@@ -207,12 +202,6 @@ def runs_list(args, ctx):
         ('started', 'STARTED'), ('duration', 'TIME'),
         ('failed_step', 'FAILED STEP'), ('error', 'ERROR')])
     return 0
-
-
-def _add_runs_arguments(parser):
-    parser.add_argument('--all', action='store_true',
-                        help='finished runs too (default: unfinished only)')
-    output.add_format(parser)
 
 
 def _libvirt(args, fd):
@@ -262,22 +251,6 @@ def show(args, ctx):
     return 0
 
 
-def _add_show_arguments(parser):
-    parser.add_argument('run', metavar='RUN', help='run id (or a prefix)')
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument('--libvirt-xml', action='store_true',
-                      help="the root disk's <disk> element as the run's "
-                           "release's Nova wrote it")
-    what.add_argument('--domain', action='store_true',
-                      help='a minimal domain around it (TCG, direct kernel '
-                           'boot, serial console to a file)')
-    parser.add_argument('--kernel', help='kernel for --domain')
-    parser.add_argument('--initrd', help='initramfs for --domain')
-    parser.add_argument('--console', help='serial console file for --domain '
-                        '(default: console.log beside the disk)')
-    output.add_format(parser)
-
-
 def _resume_one(ctx, store, book, fd):
     if fd.state == states.SUCCESS:
         print(f'run {fd.uuid} already succeeded')
@@ -321,22 +294,3 @@ def resume(args, ctx):
             print(f'imagepipe: error: {e}', file=sys.stderr)
             status = max(status, e.exit_code)
     return status
-
-
-def _add_resume_arguments(parser):
-    parser.add_argument('run', metavar='RUN', nargs='?',
-                        help='run id (or a prefix)')
-    parser.add_argument('--all', action='store_true',
-                        help='every unfinished run (crashed or suspended) '
-                             'that no process is driving')
-
-
-COMMANDS = {
-    'run': (_add_run_arguments, run,
-            "run the release's flow for an image and an instance"),
-    'runs': (_add_runs_arguments, runs_list, 'list runs'),
-    'show': (_add_show_arguments, show, "show a run's steps"),
-    'resume': (_add_resume_arguments, resume,
-               'continue a crashed or suspended run, or retry a reverted '
-               'one'),
-}

@@ -9,8 +9,6 @@ nova-modern.md for today's Nova (the "modern" traits).
 
 import dataclasses
 
-from imagepipe.flows import blocks
-
 
 @dataclasses.dataclass(frozen=True)
 class Traits:
@@ -124,6 +122,8 @@ class Release:
     conf_release: str | None = None
 
     def build(self, settings, request):
+        # imported here: listing releases needs neither taskflow nor tasks
+        from imagepipe.flows import blocks
         return blocks.build(self, settings, request)
 
     def warnings(self, settings):
@@ -132,4 +132,5 @@ class Release:
         Only ``settings`` is read (no request): the plan shows these for any
         image.
         """
+        from imagepipe.flows import blocks
         return blocks.warnings(self, settings)

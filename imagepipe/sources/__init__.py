@@ -11,7 +11,6 @@ from oslo_utils import uuidutils
 
 from imagepipe import exception
 from imagepipe.sources.file import LocalFile
-from imagepipe.sources.glance import GlanceImage
 from imagepipe.sources.http import HttpImage
 
 GLANCE_SCHEME = 'glance://'
@@ -35,6 +34,8 @@ def open_image(ref, glance=None):
         if not glance:
             raise exception.SourceError(
                 f'{ref}: a Glance image needs Glance api_servers')
+        # keystoneauth1 and requests are imported for Glance images only
+        from imagepipe.sources.glance import GlanceImage
         return GlanceImage(ref, ref.removeprefix(GLANCE_SCHEME), glance)
     if scheme and not os.path.isabs(ref):
         raise exception.SourceError(f'{ref}: unsupported image reference')
