@@ -26,8 +26,9 @@ IMAGEPIPE_OPTS = [
                     '(the --release command-line option wins).'),
     cfg.StrOpt('connection',
                default='sqlite:///$state_path/imagepipe.sqlite',
-               help='SQLAlchemy URL of the run database (taskflow '
-                    'persistence). The SQLite file is created on first use.'),
+               help='URL of the run database (taskflow persistence): '
+                    'sqlite:///PATH, created on first use, or a SQLAlchemy '
+                    'URL of another database.'),
     cfg.IntOpt('download_retries', default=3, min=0,
                help='Times an interrupted download is continued (with an '
                     'HTTP Range request) before the run fails.'),

@@ -1,109 +1,86 @@
-"""taskflow SQL persistence as imagepipe uses it.
+"""The run database: where taskflow keeps every run's state.
 
-Any SQLAlchemy URL works. A SQLite file (the default, under state_path) is
-created on first use, with write-ahead logging, a busy timeout so concurrent
-runs wait for each other instead of failing, and foreign keys on (taskflow's
-cascades rely on them). With WAL, ``synchronous=NORMAL`` makes a commit
-durable against a crash of the process (the kill -9 that resume is for)
-without an fsync per commit; a power loss may forget the last steps' states,
-and those steps, being idempotent, run again on resume. (An fsync per commit
-cost a second per run on a host busy writing an image.)
+A SQLite file (the default, under state_path) goes through imagepipe's own
+backend on the standard library's sqlite3 (:mod:`imagepipe.runner.sqlite`),
+created on first use. It runs with write-ahead logging, a busy timeout so
+concurrent runs wait for each other instead of failing, and foreign keys on
+(the tables' cascades rely on them). With WAL, ``synchronous=NORMAL`` makes
+a commit durable against a crash of the process (the kill -9 that resume is
+for) without an fsync per commit; a power loss may forget the last steps'
+states, and those steps, being idempotent, run again on resume. (An fsync
+per commit cost a second per run on a host busy writing an image.)
 
-The schema is created only when it is missing, by one process at a time:
-several runs started at once on a new SQLite file would otherwise race to
-create the same tables.
+Any other SQLAlchemy URL (MySQL, PostgreSQL) goes through taskflow's SQL
+backend, which migrates its schema with alembic.
 """
 
 import contextlib
 import os
-
-from oslo_concurrency import lockutils
-import sqlalchemy as sa
-from sqlalchemy.engine import url as sa_url
-from taskflow import exceptions as tf_exc
-from taskflow.persistence.backends import impl_sqlalchemy
+import re
 
 from imagepipe import exception
 
-BUSY_TIMEOUT_MS = 30000
+#: sqlite:// (in memory), sqlite:///relative/path, sqlite:////absolute/path
+_SQLITE_URL = re.compile(r'sqlite(\+pysqlite)?://(/(?P<path>[^?]*))?$')
 
 
-def _sqlite_pragmas(dbapi_conn, _record):
-    cur = dbapi_conn.cursor()
-    cur.execute(f'PRAGMA busy_timeout={BUSY_TIMEOUT_MS}')
-    cur.execute('PRAGMA journal_mode=WAL')
-    cur.execute('PRAGMA synchronous=NORMAL')
-    cur.execute('PRAGMA foreign_keys=ON')
-    cur.close()
-
-
-def _engine(connection):
-    try:
-        url = sa_url.make_url(connection)
-    except sa.exc.ArgumentError:
+def sqlite_path(connection):
+    """The file a ``sqlite://`` URL names (':memory:' for none); None for
+    any other database."""
+    if not connection.startswith('sqlite'):
+        return None
+    found = _SQLITE_URL.match(connection)
+    if found is None:
         raise exception.ConfigError(
-            f'[imagepipe] connection is not a database URL: '
-            f'{connection!r}') from None
-    if url.get_backend_name() != 'sqlite':
-        return sa.create_engine(url, pool_pre_ping=True)
-    if url.database and url.database != ':memory:':
+            f'[imagepipe] connection {connection!r} is not a SQLite URL '
+            'imagepipe reads: sqlite:///relative/path or '
+            'sqlite:////absolute/path, without options')
+    return found.group('path') or ':memory:'
+
+
+def _open_sqlite(path):
+    from imagepipe.runner import sqlite
+    if path != ':memory:':
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(url.database)),
+            os.makedirs(os.path.dirname(os.path.abspath(path)),
                         exist_ok=True)
         except OSError as e:
             raise exception.ConfigError(
-                f'cannot create the directory of {url.database}: '
+                f'cannot create the directory of {path}: '
                 f'{e.strerror}') from None
-    engine = sa.create_engine(url)
-    sa.event.listen(engine, 'connect', _sqlite_pragmas)
-    return engine
+    backend = sqlite.SQLiteBackend({'path': path})
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.upgrade()
+    return backend
 
 
-def _schema_lock(engine):
-    """An inter-process lock beside a SQLite file; else none needed here.
-
-    (taskflow upgrades MySQL and PostgreSQL through alembic, under a lock of
-    its own.)
-    """
-    database = engine.url.database
-    if (engine.url.get_backend_name() != 'sqlite' or not database
-            or database == ':memory:'):
-        return contextlib.nullcontext()
-    path = os.path.abspath(database)
-    return lockutils.external_lock(f'{os.path.basename(path)}.schema',
-                                   'imagepipe-', os.path.dirname(path))
-
-
-class _Backend(impl_sqlalchemy.SQLAlchemyBackend):
-    """taskflow's SQL backend with one Connection for all callers.
-
-    taskflow asks for a new Connection for every storage call (each state
-    change, each progress report) and each one builds all table definitions
-    again: that CPU, not the database, was most of a run's persistence cost
-    (perf-baseline.md section 5). A Connection holds nothing but those
-    definitions (its close() does nothing), so one is shared.
-    """
-
-    _connection = None
-
-    def get_connection(self):
-        if self._connection is None:
-            self._connection = super().get_connection()
-        return self._connection
+def _open_sqlalchemy(connection):
+    # imported for such databases only: SQLAlchemy and alembic take 0.3 s
+    import sqlalchemy as sa
+    from taskflow.persistence.backends import impl_sqlalchemy
+    try:
+        engine = sa.create_engine(connection, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as e:
+        raise exception.ConfigError(
+            f'[imagepipe] connection {connection!r} cannot be used: '
+            f'{e}') from None
+    backend = impl_sqlalchemy.SQLAlchemyBackend({'connection': connection},
+                                                engine=engine)
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.upgrade()
+    return backend
 
 
 def open_backend(connection):
     """A taskflow backend on ``connection``, its schema in place."""
-    engine = _engine(connection)
-    backend = _Backend({'connection': connection}, engine=engine)
+    path = sqlite_path(connection)
     try:
-        if not sa.inspect(engine).has_table('atomdetails'):
-            with _schema_lock(engine):
-                if not sa.inspect(engine).has_table('atomdetails'):
-                    with contextlib.closing(backend.get_connection()) as conn:
-                        conn.upgrade()
-    except (sa.exc.SQLAlchemyError, tf_exc.StorageFailure) as e:
+        if path is not None:
+            return _open_sqlite(path)
+        return _open_sqlalchemy(connection)
+    except exception.ImagepipeError:
+        raise
+    except Exception as e:  # taskflow's StorageFailure, the drivers' errors
         raise exception.ConfigError(
             f'cannot open the run database {connection}: '
             f'{str(e).splitlines()[0]}') from None
-    return backend

@@ -1,10 +1,14 @@
-"""The run database as imagepipe opens it: pragmas, and what a meta update
-writes, on a real SQLite file."""
+"""The run database as imagepipe opens it, on real SQLite files: pragmas,
+what a meta update writes, and the same tables as taskflow's SQL backend."""
 
 import contextlib
 
+import pytest
 from taskflow.persistence import models
+from taskflow.persistence.backends import impl_sqlalchemy
+from taskflow.types import failure
 
+from imagepipe import exception
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
 
@@ -15,14 +19,13 @@ def _backend(tmp_path):
 
 def test_sqlite_pragmas(tmp_path):
     backend = _backend(tmp_path)
-    with backend.engine.connect() as conn:
-        got = {name: conn.exec_driver_sql(f'PRAGMA {name}').scalar()
+    with backend.transaction() as db:
+        got = {name: db.execute(f'PRAGMA {name}').fetchone()[0]
                for name in ('journal_mode', 'synchronous', 'foreign_keys',
                             'busy_timeout')}
     # synchronous 1 is NORMAL: with WAL, durable against a process crash
     assert got == {'journal_mode': 'wal', 'synchronous': 1,
-                   'foreign_keys': 1,
-                   'busy_timeout': persistence.BUSY_TIMEOUT_MS}
+                   'foreign_keys': 1, 'busy_timeout': 30000}
 
 
 def _stored_run(backend):
@@ -59,3 +62,70 @@ def test_listing_reads_runs_without_their_steps(tmp_path):
     assert (book.name, fd.uuid, len(fd)) == ('imagepipe-test', 'run-1', 0)
     _, found = store.find('run')
     assert [ad.name for ad in found] == ['step']
+
+
+def _book_with_everything():
+    book = models.LogBook('imagepipe-compat')
+    fd = models.FlowDetail('flow', 'run-2')
+    fd.state = 'FAILURE'
+    fd.meta = {'imagepipe': {'image': 'x', 'n': [1, 2]}}
+    done = models.TaskDetail('done', 'atom-1')
+    done.state = 'SUCCESS'
+    done.results = {'path': '/b/abc', 'size': 3}
+    failed = models.TaskDetail('failed', 'atom-2')
+    failed.state = 'FAILURE'
+    failed.failure = failure.Failure.from_exception(ValueError('bad image'))
+    fd.add(done)
+    fd.add(failed)
+    book.add(fd)
+    return book
+
+
+def _contents(backend):
+    with contextlib.closing(backend.get_connection()) as conn:
+        return [(b.to_dict()['name'], fd.to_dict(),
+                 sorted((str(ad.to_dict()), type(ad).__name__)
+                        for ad in fd))
+                for b in conn.get_logbooks() for fd in b]
+
+
+@pytest.mark.parametrize('writer', ['taskflow', 'imagepipe'])
+def test_same_database_as_taskflows_sql_backend(tmp_path, writer):
+    url = f'sqlite:///{tmp_path}/runs.sqlite'
+    theirs = impl_sqlalchemy.SQLAlchemyBackend({'connection': url})
+    if writer == 'taskflow':     # taskflow makes the tables, writes
+        with contextlib.closing(theirs.get_connection()) as conn:
+            conn.upgrade()
+        first, second = theirs, persistence.open_backend(url)
+    else:                        # imagepipe makes the tables, writes
+        first, second = persistence.open_backend(url), theirs
+    with contextlib.closing(first.get_connection()) as conn:
+        conn.save_logbook(_book_with_everything())
+    assert _contents(second) == _contents(first)
+    (_, fd, atoms), = _contents(second)
+    assert fd['meta'] == {'imagepipe': {'image': 'x', 'n': [1, 2]}}
+    assert 'bad image' in str(atoms)
+
+
+@pytest.mark.parametrize('url, path', [
+    ('sqlite:////var/lib/x/runs.sqlite', '/var/lib/x/runs.sqlite'),
+    ('sqlite:///rel/runs.sqlite', 'rel/runs.sqlite'),
+    ('sqlite://', ':memory:'),
+    ('sqlite:///:memory:', ':memory:'),
+    ('mysql+pymysql://u:p@h/db', None),
+])
+def test_sqlite_urls(url, path):
+    assert persistence.sqlite_path(url) == path
+
+
+def test_bad_sqlite_url_is_one_config_error():
+    with pytest.raises(exception.ConfigError, match='not a SQLite URL'):
+        persistence.open_backend('sqlite:relative.db')
+
+
+def test_unwritable_database_is_one_config_error(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    with pytest.raises(exception.ConfigError,
+                       match='cannot create the directory'):
+        persistence.open_backend(f'sqlite:///{blocker}/sub/runs.sqlite')
