@@ -409,25 +409,33 @@ def qemu_img_wrapper(bin_dir, cases):
     return f'{bin_dir}:{PATH}'
 
 
-def test_sigkill_mid_convert_kills_qemu_img_too(big_env, tmp_path):
+@pytest.mark.parametrize('whom', ['group', 'imagepipe'])
+def test_sigkill_mid_convert_kills_qemu_img_too(big_env, tmp_path, whom):
+    """Killed with its group (a crash of the host's service), or alone: its
+    qemu-img dies with it (PR_SET_PDEATHSIG), instead of writing on into the
+    file that the resumed run converts again."""
     env = big_env
     # The real qemu-img, rate-limited so that it is surely in the middle of
-    # writing when the kill comes (a 32 MiB convert takes ~30 ms otherwise),
-    # sent to the whole group, as a crash of the host's service would be.
+    # writing when the kill comes and for 16 s more (a 32 MiB convert takes
+    # ~30 ms otherwise).
     env.path = qemu_img_wrapper(
         str(tmp_path / 'bin'),
-        'convert) shift; exec "$REAL" convert -r 8M "$@";;')
+        'convert) shift; exec "$REAL" convert -r 2M "$@";;')
     p = env.popen('run', '--image', env.url, '--instance', 'vm1',
                   '--root-gb', '1', group=True)
     wait_for(lambda: [f for f in all_files(env.instances)
-                      if f.endswith('.converted') and os.path.getsize(f)],
-             'the convert to write')
-    os.killpg(p.pid, signal.SIGKILL)
+                      if f.endswith('.converted')],
+             'the convert to start')
+    if whom == 'group':
+        os.killpg(p.pid, signal.SIGKILL)
+    else:
+        os.kill(p.pid, signal.SIGKILL)
     out, err = p.communicate(timeout=120)
     env.path = PATH
     assert p.returncode == -signal.SIGKILL, (out, err)
     # the whole process group is gone, qemu-img included
-    wait_for(lambda: not _group_alive(p.pid), 'the process group to die')
+    wait_for(lambda: not _group_alive(p.pid), 'the process group to die',
+             timeout=5)
     run_id = out.split()[1]
     assert env.steps(run_id)['root-convert'] == 'RUNNING'
     converted = [p for p in all_files(env.instances)
