@@ -116,6 +116,9 @@ def engine(args):
     t = time.perf_counter()
     store.all()
     out['list_all_runs'] = time.perf_counter() - t
+    t = time.perf_counter()
+    store.of_instance(os.path.join(args.dir, 'noop-new'))
+    out['runs_of_instance'] = time.perf_counter() - t
     return out
 
 

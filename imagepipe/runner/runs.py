@@ -116,6 +116,7 @@ class RunStore:
         """A new run of ``flow`` (built by flows.factory(**kwargs))."""
         request = kwargs['request']
         book = models.LogBook(f"imagepipe-{kwargs['release']}")
+        book.meta = {'instance_dir': instance_dir(kwargs)}
         fd = models.FlowDetail(flow.name,
                                run_id or uuidutils.generate_uuid())
         book.add(fd)
@@ -142,6 +143,21 @@ class RunStore:
         with self._conn() as conn:
             return [(b, fd) for b in conn.get_logbooks(lazy=True)
                     if b.name.startswith('imagepipe-')
+                    for fd in conn.get_flows_for_book(b.uuid, lazy=True)]
+
+    def of_instance(self, directory):
+        """(book, flow detail) of the runs of the instance in ``directory``.
+
+        A run's logbook names its instance directory, so the steps of the
+        other runs, and their rows, are not read (the check before every
+        fresh run would otherwise grow with every run kept). A logbook that
+        names none (stored by imagepipe 0.1.0 before) counts as a candidate.
+        """
+        with self._conn() as conn:
+            return [(b, fd) for b in conn.get_logbooks(lazy=True)
+                    if b.name.startswith('imagepipe-')
+                    and (b.meta or {}).get('instance_dir',
+                                           directory) == directory
                     for fd in conn.get_flows_for_book(b.uuid, lazy=True)]
 
     def find(self, run_id):
@@ -280,7 +296,7 @@ def check_fresh(store, flow, kwargs, run_id=None):
             'overwrite an existing disk (Nova skipped it); remove it or '
             'choose another instance name')
     directory = instance_dir(kwargs)
-    for _, fd in store.all():
+    for _, fd in store.of_instance(directory):
         if fd.uuid == run_id or state_of(fd) in FINISHED:
             continue
         meta = fd.meta.get('imagepipe', {})

@@ -4,6 +4,8 @@ what a meta update writes, and the same tables as taskflow's SQL backend."""
 import contextlib
 
 import pytest
+from taskflow import task
+from taskflow.patterns import linear_flow
 from taskflow.persistence import models
 from taskflow.persistence.backends import impl_sqlalchemy
 from taskflow.types import failure
@@ -129,3 +131,22 @@ def test_unwritable_database_is_one_config_error(tmp_path):
     with pytest.raises(exception.ConfigError,
                        match='cannot create the directory'):
         persistence.open_backend(f'sqlite:///{blocker}/sub/runs.sqlite')
+
+
+class Noop(task.Task):
+    def execute(self):
+        pass
+
+
+def test_runs_of_an_instance(tmp_path):
+    store = runs.RunStore(_backend(tmp_path))
+    flow = linear_flow.Flow('noop').add(Noop('step'))
+    made = {}
+    for name in ('a', 'b'):
+        kwargs = {'release': 'noop',
+                  'settings': {'instances_path': str(tmp_path)},
+                  'request': {'image': 'img', 'instance': name}}
+        made[name] = store.create(kwargs, flow)[1].uuid
+    old = _stored_run(store.backend)    # a logbook naming no instance
+    found = {fd.uuid for _, fd in store.of_instance(str(tmp_path / 'a'))}
+    assert found == {made['a'], old.uuid}
