@@ -21,7 +21,6 @@ import os
 import sys
 import time
 
-from oslo_concurrency import processutils
 from taskflow import engines
 from taskflow import states
 from taskflow import task
@@ -30,6 +29,7 @@ from taskflow.patterns import linear_flow
 
 from benchmarks import harness
 from imagepipe import flows
+from imagepipe import tools
 from imagepipe.conf import loader
 from imagepipe.conf import settings as conf_settings
 from imagepipe.runner import persistence
@@ -123,30 +123,32 @@ def engine(args):
 
 
 class _ToolClock:
-    """Wraps processutils.execute (every tools.run) to time the commands."""
+    """Wraps tools._execute (every tools.run) to time the commands."""
 
     def __init__(self):
         self.calls = []
-        self._execute = processutils.execute
+        self._execute = tools._execute
 
     def __enter__(self):
-        def execute(*argv, **kwargs):
+        def execute(argv):
             cmd = argv
             suffix = ''
-            if os.path.basename(cmd[0]) == 'prlimit':
-                cmd, suffix = cmd[cmd.index('--') + 1:], ' (prlimit)'
+            while os.path.basename(cmd[0]) in ('setpriv', 'prlimit'):
+                if os.path.basename(cmd[0]) == 'prlimit':
+                    suffix = ' (prlimit)'
+                cmd = cmd[cmd.index('--') + 1:]
             name = (' '.join(cmd[:2]) if cmd[0] == 'qemu-img'
                     else cmd[0]) + suffix
             start = time.perf_counter()
             try:
-                return self._execute(*argv, **kwargs)
+                return self._execute(argv)
             finally:
                 self.calls.append((name, time.perf_counter() - start))
-        processutils.execute = execute
+        tools._execute = execute
         return self
 
     def __exit__(self, *exc_info):
-        processutils.execute = self._execute
+        tools._execute = self._execute
 
 
 def _release_kwargs(args, instance):

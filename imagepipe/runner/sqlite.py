@@ -86,8 +86,7 @@ def _decode(row):
             values[column] = jsonutils.loads(values[column])
     for column in ('created_at', 'updated_at'):
         if values.get(column) is not None:
-            values[column] = datetime.datetime.strptime(values[column],
-                                                        TIME_FORMAT)
+            values[column] = datetime.datetime.fromisoformat(values[column])
     return values
 
 
