@@ -9,6 +9,7 @@ source declares are verified while the bytes go by.
 """
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import os
@@ -31,6 +32,14 @@ _ZEROS = bytes(CHUNK_SIZE)
 #: block of the filesystems imagepipe writes to.
 BLOCK = 4096
 _ZERO_BLOCK = bytes(BLOCK)
+
+#: Written bytes after which their writeback to disk is started.
+WRITEBACK_EVERY = 16 * CHUNK_SIZE
+
+SYNC_FILE_RANGE_WRITE = 2
+_sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+_sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                             ctypes.c_uint)
 
 
 class Fetch(ImageTask):
@@ -109,12 +118,15 @@ def _receive(source, stream, fd, progress):
         if hashing:
             for chunk in _read_back(fd, stream.offset):
                 hashing.update(chunk)
-        end = stream.offset
+        end = flushed = stream.offset
         for chunk in stream:
             if hashing:
                 hashing.update(chunk)
             _write_sparse(fd, chunk, end)
             end += len(chunk)
+            if end - flushed >= WRITEBACK_EVERY:
+                _start_writeback(fd, flushed, end - flushed)
+                flushed = end
             progress(end)
     os.ftruncate(fd, end)
     _verify(source, stream, end, hashing)
@@ -168,6 +180,14 @@ def _write_sparse(fd, chunk, offset):
         pos, edge = edge, min(edge + BLOCK, len(chunk))
     if start is not None:
         _pwrite(fd, view[start:], offset + start)
+
+
+def _start_writeback(fd, offset, length):
+    """Start writing a range of the part to disk, without waiting for it
+    and keeping it in the page cache (the convert reads it next): the
+    fdatasync at the end then waits for the last range only, instead of
+    the disk writing the whole image after the network is done."""
+    _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
 def _pwrite(fd, data, offset):
