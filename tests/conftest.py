@@ -1,6 +1,16 @@
+import os
+
 import pytest
 
 from tests import images
+
+
+@pytest.fixture(autouse=True)
+def no_openstack_credentials(monkeypatch):
+    """The tests give Glance credentials themselves; none from the shell."""
+    for name in list(os.environ):
+        if name.startswith('OS_'):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope='session')

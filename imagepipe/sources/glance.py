@@ -42,14 +42,19 @@ The ``glance`` dict (the Fetch task's ``glance`` input) may hold:
     How many times an interrupted download is continued with a Range request
     (the delay doubles from RETRY_DELAY) before it fails; default 3.
 
-With neither ``token`` nor ``auth`` no credentials are sent (a no-auth
-Glance). The dict is among the run's stored arguments: a token or password
-put in it lands in the run database too.
+The dict is among the run's stored arguments, so the command line never
+puts credentials in it (a token or password there would land in the run
+database). With neither ``token`` nor ``auth`` in the dict they come from
+the environment, as the ``openstack`` client reads them (:data:`ENV_AUTH`):
+``OS_TOKEN`` for a fixed token, or ``OS_AUTH_URL`` and the rest for
+Keystone auth; a resumed run reads them again. With none of these, no
+credentials are sent (a no-auth Glance).
 """
 
 from http import client as http_client
 import json
 import logging
+import os
 import re
 import time
 
@@ -91,6 +96,42 @@ _WORDS_REPR = re.compile(r"\w+\('([^']+)'\)")
 _VERSION_SUFFIX = re.compile(r'/v\d+(\.\d+)?/?$')
 
 
+#: keystoneauth1 parameter of each environment variable the openstack
+#: client reads; OS_TOKEN is a fixed token.
+ENV_AUTH = {
+    'OS_AUTH_TYPE': 'auth_type',
+    'OS_AUTH_URL': 'auth_url',
+    'OS_USERNAME': 'username',
+    'OS_USER_ID': 'user_id',
+    'OS_PASSWORD': 'password',
+    'OS_PROJECT_NAME': 'project_name',
+    'OS_PROJECT_ID': 'project_id',
+    'OS_USER_DOMAIN_NAME': 'user_domain_name',
+    'OS_USER_DOMAIN_ID': 'user_domain_id',
+    'OS_PROJECT_DOMAIN_NAME': 'project_domain_name',
+    'OS_PROJECT_DOMAIN_ID': 'project_domain_id',
+    'OS_APPLICATION_CREDENTIAL_ID': 'application_credential_id',
+    'OS_APPLICATION_CREDENTIAL_SECRET': 'application_credential_secret',
+}
+#: the same for the session and the catalog lookup
+ENV_OTHER = {'OS_REGION_NAME': 'region_name', 'OS_INTERFACE': 'interface',
+             'OS_CACERT': 'cafile'}
+
+
+def with_env_credentials(glance, environ):
+    """``glance`` with the environment's credentials when it has none."""
+    if glance.get('token') or glance.get('auth'):
+        return glance
+    found = {key: environ[var] for var, key in ENV_OTHER.items()
+             if environ.get(var)}
+    if environ.get('OS_TOKEN'):
+        found['token'] = environ['OS_TOKEN']
+    elif environ.get('OS_AUTH_URL'):
+        found['auth'] = {key: environ[var] for var, key in ENV_AUTH.items()
+                         if environ.get(var)}
+    return {**found, **glance}
+
+
 class DownloadCut(exception.SourceError):
     """The download broke off and could not be continued; ``position`` is
     the first byte not received (the .part is good up to there)."""
@@ -113,6 +154,7 @@ class GlanceImage(base.ImageSource):
             raise exception.SourceError(
                 f'{ref}: {image_id!r} is not a Glance image id')
         self.image_id = image_id
+        glance = with_env_credentials(glance, os.environ)
         retries = glance.get('download_retries')
         self.retries = DEFAULT_RETRIES if retries is None else int(retries)
         self.session = _session(ref, glance)

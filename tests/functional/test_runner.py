@@ -857,3 +857,27 @@ def test_reverted_runs_are_retried_by_resume(tmp_path, small):
         images.sh('qemu-img', 'check', os.path.join(env.instances, vm,
                                                     'disk'))
     assert temporaries(env.instances) == []
+
+
+def test_glance_token_from_the_environment_is_not_stored(
+        tmp_path, small, monkeypatch):
+    """OS_TOKEN reaches Glance on run and on resume, never the database."""
+    raw, qcow2 = small
+    token, image_id = 'tok-5d1e0c9a77', '8b7e5d0c-3f1a-4c2e-9d6b-1a2b3c4d5e6f'
+    env = Env(tmp_path / 'env')
+    with httpserver.Server(os.path.dirname(qcow2), token=token) as server:
+        server.add_image(image_id, os.path.basename(qcow2),
+                         size=os.path.getsize(qcow2), disk_format='qcow2')
+        with open(env.conf, 'a') as f:
+            f.write(f'[DEFAULT]\nglance_api_servers = {server.base_url}\n')
+        r = env.run(image_id)
+        assert r.rc == 1 and 'authentication required (HTTP 401' in r.err
+        monkeypatch.setenv('OS_TOKEN', token)
+        r = env.cli('resume', first_run_id(r))
+        assert r.rc == 0, r
+        assert [g['path'] for g in server.gets()][-1] == (
+            f'/v2/images/{image_id}/file')
+    for name in os.listdir(env.root):
+        if name.startswith('runs.sqlite'):
+            with open(os.path.join(env.root, name), 'rb') as f:
+                assert token.encode() not in f.read()

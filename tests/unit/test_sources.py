@@ -424,3 +424,42 @@ def test_glance_password_auth_refused(token_server):
 def test_glance_no_servers_and_no_auth():
     with pytest.raises(exception.SourceError, match='no Glance api_servers'):
         sources.open_image(IMAGE_ID, {'api_servers': []})
+
+
+# -- credentials from the environment ----------------------------------------
+
+def test_env_credentials_as_the_openstack_client_reads_them():
+    environ = {'OS_AUTH_URL': 'http://ks/v3', 'OS_USERNAME': 'nova',
+               'OS_PASSWORD': 'pw', 'OS_PROJECT_NAME': 'demo',
+               'OS_USER_DOMAIN_NAME': 'Default', 'OS_REGION_NAME': 'r1',
+               'OS_CACERT': '/etc/ca.pem', 'HOME': '/root'}
+    got = glance_source.with_env_credentials({'api_servers': []}, environ)
+    assert got == {'api_servers': [], 'region_name': 'r1',
+                   'cafile': '/etc/ca.pem',
+                   'auth': {'auth_url': 'http://ks/v3', 'username': 'nova',
+                            'password': 'pw', 'project_name': 'demo',
+                            'user_domain_name': 'Default'}}
+    assert glance_source.with_env_credentials(
+        {}, {'OS_TOKEN': 't', 'OS_AUTH_URL': 'http://ks'}) == {'token': 't'}
+    # credentials given in the dict win over the environment
+    assert glance_source.with_env_credentials(
+        {'token': 'mine'}, {'OS_TOKEN': 't'}) == {'token': 'mine'}
+
+
+def test_glance_token_from_the_environment(token_server, monkeypatch):
+    glance = {'api_servers': [token_server.base_url]}
+    with pytest.raises(exception.SourceError, match='HTTP 401'):
+        sources.open_image(IMAGE_ID, glance)
+    monkeypatch.setenv('OS_TOKEN', 'ks-token')
+    assert b''.join(read_all(sources.open_image(IMAGE_ID, glance))[1]) == DATA
+
+
+def test_glance_password_auth_from_the_environment(token_server,
+                                                   monkeypatch):
+    with FakeKeystone('ks-token', 'http://unused.invalid') as keystone:
+        for key, value in password_auth(keystone).items():
+            monkeypatch.setenv(f'OS_{key.upper()}', value)
+        source = sources.open_image(IMAGE_ID, {
+            'api_servers': [token_server.base_url]})
+        assert b''.join(read_all(source)[1]) == DATA
+    assert [p for p, _ in keystone.posts] == ['/v3/auth/tokens']
