@@ -137,7 +137,8 @@ def fetch_root(ctx):
     """images.fetch_to_raw under the fetch lock ``$hex``."""
     p, t = ctx.paths, ctx.traits
     part, converted = p.base + '.part', p.base + '.converted'
-    glance = {'api_servers': ctx.settings['glance_endpoints']}
+    glance = {'api_servers': ctx.settings['glance_endpoints'],
+              'download_retries': ctx.settings['download_retries']}
     max_size = ctx.size if t.max_size_check else None
     fetch_notes = []
     if not t.file_locks:

@@ -21,11 +21,12 @@ def open_image(ref, glance=None):
 
     ``ref`` is a local path, a ``file://``, ``http://`` or ``https://`` URL,
     ``glance://<id>``, or a bare image id when ``glance`` (``{"api_servers":
-    [...], "token": ...}``) is given.
+    [...], ...}``) is given. The dict's ``download_retries`` applies to
+    HTTP(S) downloads too.
     """
     scheme = urllib.parse.urlsplit(ref).scheme
     if scheme in ('http', 'https'):
-        return HttpImage(ref)
+        return HttpImage(ref, glance)
     if scheme == 'file':
         return LocalFile(ref, urllib.request.url2pathname(
             urllib.parse.urlsplit(ref).path))

@@ -17,9 +17,8 @@ redacted; and with ``stream=True`` it hands back a requests response whose
 raw body we read ourselves, with our own ``Range`` header, nothing decoded
 and nothing hashed on the way. Fetch does the sparse write and the one hash.
 
-A download that breaks off is continued inside the stream (:class:`_Body`):
-Fetch sees one unbroken stream, or a :class:`DownloadCut` once the retries
-are spent.
+A download that breaks off is continued inside the stream, as an HTTP one
+is (:mod:`imagepipe.sources.resume`).
 
 The ``glance`` dict (the Fetch task's ``glance`` input) may hold:
 
@@ -40,7 +39,8 @@ The ``glance`` dict (the Fetch task's ``glance`` input) may hold:
     TLS: skip certificate verification, or verify against this CA bundle.
 ``download_retries``
     How many times an interrupted download is continued with a Range request
-    (the delay doubles from RETRY_DELAY) before it fails; default 3.
+    (the delay doubles from ``resume.RETRY_DELAY``) before it fails;
+    default 3.
 
 The dict is among the run's stored arguments, so the command line never
 puts credentials in it (a token or password there would land in the run
@@ -53,10 +53,8 @@ credentials are sent (a no-auth Glance).
 
 from http import client as http_client
 import json
-import logging
 import os
 import re
-import time
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
@@ -69,18 +67,7 @@ import urllib3
 from imagepipe import exception
 from imagepipe.sources import base
 from imagepipe.sources import http as http_source
-
-LOG = logging.getLogger(__name__)
-
-#: Continuations of an interrupted download when the dict does not say.
-DEFAULT_RETRIES = 3
-
-#: Seconds before the first continuation; doubled for each next one, so the
-#: default three retries wait 2, 4 and 8 s: a restarting glance-api is back.
-RETRY_DELAY = 2.0
-
-#: The longest wait between two continuations.
-MAX_RETRY_DELAY = 30.0
+from imagepipe.sources import resume
 
 #: What reading a response body raises when the connection breaks.
 _READ_ERRORS = (OSError, http_client.HTTPException,
@@ -132,15 +119,6 @@ def with_env_credentials(glance, environ):
     return {**found, **glance}
 
 
-class DownloadCut(exception.SourceError):
-    """The download broke off and could not be continued; ``position`` is
-    the first byte not received (the .part is good up to there)."""
-
-    def __init__(self, message, position):
-        super().__init__(message)
-        self.position = position
-
-
 class GlanceImage(base.ImageSource):
     """Glance image ``image_id``; the metadata is read at once."""
 
@@ -155,8 +133,7 @@ class GlanceImage(base.ImageSource):
                 f'{ref}: {image_id!r} is not a Glance image id')
         self.image_id = image_id
         glance = with_env_credentials(glance, os.environ)
-        retries = glance.get('download_retries')
-        self.retries = DEFAULT_RETRIES if retries is None else int(retries)
+        self.retries = resume.retries_of(glance)
         self.session = _session(ref, glance)
         if glance.get('auth'):
             _authenticate(ref, self.session)
@@ -203,10 +180,20 @@ class GlanceImage(base.ImageSource):
             # The part holds the whole image (a crash after the last byte):
             # nothing to ask for, Fetch verifies what it has.
             return base.Stream(self.ref, _Empty(), self.size, self.size, 0)
-        body = _Body(self, offset)
-        return base.Stream(self.ref, body, body.start, body.total,
-                           body.total - body.start
-                           if body.total is not None else None)
+        return resume.ResumingBody(
+            self.ref, self._open_at, offset, self.retries, _READ_ERRORS,
+            reason=_reason, size=self.size, opened=True).stream()
+
+    def _open_at(self, offset):
+        response = self.open_file(offset)
+        try:
+            start, total = http_source.content_range(
+                self.ref, response.status_code, response.headers, offset,
+                self.size)
+        except exception.SourceError:
+            response.close()
+            raise
+        return _Raw(response), start, total
 
     def open_file(self, offset):
         """The response to ``GET .../file`` from ``offset`` on."""
@@ -266,105 +253,17 @@ class GlanceImage(base.ImageSource):
                 f'{self.ref}: authentication failed: {_reason(e)}') from None
 
 
-class _Body:
-    """The raw body of the image from ``start`` on, read like a file.
+class _Raw:
+    """A requests response's body as it came: nothing decoded."""
 
-    A read that breaks off (an error or an early end) closes the response
-    and asks again from the next byte with a Range request, up to
-    ``image.retries`` times per download, with a doubling delay between
-    attempts; after that the download fails with one line saying why.
-    """
-
-    def __init__(self, image, offset):
-        self.image = image
-        self.retries_left = image.retries
-        self.attempt = 0
-        self.response = None
-        self._skip = 0
-        try:
-            response = image.open_file(offset)
-        except base.Unreachable as e:
-            # Reachable a moment ago for the metadata: treat as a cut.
-            self.start, self.total = offset, image.size
-            self.position = offset
-            self._continue(str(e))
-        else:
-            self.start, self.total = self._range(response, offset)
-            self.response = response
-            self.position = self.start
-
-    def _range(self, response, offset):
-        """(first byte, image size) of a 200 or 206 answer."""
-        if response.status_code != 206:
-            length = response.headers.get('Content-Length')
-            return 0, int(length) if length else self.image.size
-        found = http_source.CONTENT_RANGE.match(
-            response.headers.get('Content-Range', ''))
-        if not found or int(found.group(1)) != offset:
-            response.close()
-            raise exception.SourceError(
-                f'{self.image.ref}: asked for bytes from {offset} on, got '
-                f'Content-Range {response.headers.get("Content-Range")!r}')
-        total = found.group(2)
-        return offset, int(total) if total.isdigit() else self.image.size
+    def __init__(self, response):
+        self.response = response
 
     def read(self, size):
-        while True:
-            try:
-                data = self.response.raw.read(size, decode_content=False)
-            except _READ_ERRORS as e:
-                why = _reason(e)
-            else:
-                if self._skip and data:
-                    drop = min(self._skip, len(data))
-                    self._skip -= drop
-                    data = data[drop:]
-                    if not data:
-                        continue
-                if data or self.total is None or self.position >= self.total:
-                    self.position += len(data)
-                    return data
-                why = 'the connection was closed'
-            self.response.close()
-            self.response = None
-            self._continue(why)
-
-    def _continue(self, cause):
-        """Reopen the download at ``position``, or fail after the retries."""
-        ref, position = self.image.ref, self.position
-        of = f' of {self.total}' if self.total is not None else ''
-        why = cause
-        while self.retries_left > 0:
-            self.retries_left -= 1
-            self.attempt += 1
-            delay = min(RETRY_DELAY * 2 ** (self.attempt - 1),
-                        MAX_RETRY_DELAY)
-            LOG.warning('%s: download cut at byte %d%s (%s); continuing '
-                        'with a Range request in %.0fs (retry %d of %d)',
-                        ref, position, of, why, delay, self.attempt,
-                        self.image.retries)
-            time.sleep(delay)
-            try:
-                response = self.image.open_file(position)
-            except base.Unreachable as e:
-                why = str(e)
-                continue
-            start, total = self._range(response, position)
-            if self.total is not None and total != self.total:
-                response.close()
-                raise exception.SourceError(
-                    f'{ref}: the image was {self.total} bytes, now {total}')
-            self._skip = position - start   # a server that ignored Range
-            self.response = response
-            return
-        last = f'; last: {why}' if why != cause else ''
-        raise DownloadCut(
-            f'{ref}: download cut at byte {position}{of} ({cause}); gave up '
-            f'after {self.image.retries} Range retries{last}', position)
+        return self.response.raw.read(size, decode_content=False)
 
     def close(self):
-        if self.response is not None:
-            self.response.close()
+        self.response.close()
 
 
 class _Empty:

@@ -2,7 +2,8 @@
 
 No HEAD request is made: the GET response says how long the body is, and a
 ``Range: bytes=N-`` request answered 206 continues a partial download while an
-answer of 200 (a server that ignores Range) starts it over.
+answer of 200 (a server that ignores Range) starts it over. A connection that
+breaks is continued the same way (:mod:`imagepipe.sources.resume`).
 """
 
 import http.client
@@ -12,6 +13,7 @@ import urllib.request
 
 from imagepipe import exception
 from imagepipe.sources import base
+from imagepipe.sources import resume
 
 #: Seconds a connection may stay silent before the download fails.
 TIMEOUT = 60
@@ -27,11 +29,32 @@ STATUS_WORDS = {
 }
 
 
+#: What reading a response body raises when the connection breaks.
+READ_ERRORS = (OSError, http.client.HTTPException)
+
+
 class HttpImage(base.ImageSource):
+    """``ref``, an http(s) URL; ``settings`` may give ``download_retries``."""
+
     supports_range = True
 
+    def __init__(self, ref, settings=None):
+        super().__init__(ref)
+        self.retries = resume.retries_of(settings)
+
     def read(self, offset=0):
-        return stream(self.ref, open_url(self.ref, offset=offset), offset)
+        return resume.ResumingBody(self.ref, self._open_at, offset,
+                                   self.retries, READ_ERRORS).stream()
+
+    def _open_at(self, offset):
+        response = open_url(self.ref, offset=offset)
+        try:
+            start, total = content_range(self.ref, response.status,
+                                         response.headers, offset)
+        except exception.SourceError:
+            response.close()
+            raise
+        return response, start, total
 
 
 def open_url(url, headers=None, offset=0):
@@ -61,18 +84,16 @@ def open_url(url, headers=None, offset=0):
     return response
 
 
-def stream(url, response, offset):
-    """The body of ``response`` to a request from ``offset`` as a Stream."""
-    length = response.headers.get('Content-Length')
-    length = int(length) if length else None
-    if response.status != 206:
-        return base.Stream(url, response, 0, length, length)
-    found = CONTENT_RANGE.match(response.headers.get('Content-Range', ''))
+def content_range(url, status, headers, offset, size=None):
+    """(first byte, image size) of a 200 or 206 answer to a request from
+    ``offset``; ``size``: the declared size, when the answer does not say."""
+    if status != 206:
+        length = headers.get('Content-Length')
+        return 0, int(length) if length else size
+    found = CONTENT_RANGE.match(headers.get('Content-Range', ''))
     if not found or int(found.group(1)) != offset:
-        response.close()
         raise exception.SourceError(
             f'{url}: asked for bytes from {offset} on, got Content-Range '
-            f'{response.headers.get("Content-Range")!r}')
+            f'{headers.get("Content-Range")!r}')
     total = found.group(2)
-    return base.Stream(url, response, offset,
-                       int(total) if total.isdigit() else None, length)
+    return offset, int(total) if total.isdigit() else size

@@ -58,7 +58,7 @@ def conf_text(instances, default, groups):
 
 
 GROUPS = ('libvirt', 'workarounds', 'compute', 'glance', 'image_cache',
-          'oslo_concurrency')
+          'oslo_concurrency', 'imagepipe')
 
 
 @pytest.fixture
@@ -379,10 +379,13 @@ def test_every_flow_wires_up_and_rebuilds(build, conf):
 def test_no_glance_servers_means_the_catalog(build):
     plan = build()
     assert plan.settings['glance_endpoints'] == []
-    assert plan.inject('root-fetch')['glance'] == {'api_servers': []}
-    plan = build(glance={'api_servers': 'https://g1:9292,http://g2/image'})
+    assert plan.inject('root-fetch')['glance'] == {'api_servers': [],
+                                                  'download_retries': 3}
+    plan = build(glance={'api_servers': 'https://g1:9292,http://g2/image'},
+                 imagepipe={'download_retries': 0})
     assert plan.settings['glance_endpoints'] == [
         'https://g1:9292', 'http://g2/image']
+    assert plan.inject('root-fetch')['glance']['download_retries'] == 0
 
 
 # -- options (reference section 1) -------------------------------------------

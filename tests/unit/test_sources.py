@@ -10,6 +10,7 @@ from imagepipe import exception
 from imagepipe import sources
 from imagepipe.sources import base
 from imagepipe.sources import glance as glance_source
+from imagepipe.sources import resume
 from tests import httpserver
 
 IMAGE_ID = '6b1b4c5e-0a3e-4d59-9a51-3f1ad0d6d2a1'
@@ -131,12 +132,27 @@ def test_http_unreachable_is_one_line():
     assert '\n' not in str(err.value)
 
 
-def test_http_cut_connection(served):
+def test_http_cut_download_continues_with_range(served, no_retry_delay):
+    piece = base.CHUNK_SIZE
+    with httpserver.Server(served, cut_after=piece) as srv:
+        source = sources.open_image(srv.url('img.bin'),
+                                    {'download_retries': 3})
+        stream, chunks = read_all(source)
+        assert b''.join(chunks) == DATA
+        assert (stream.offset, stream.total) == (0, len(DATA))
+        assert srv.ranges() == [None] + [
+            f'bytes={n * piece}-' for n in (1, 2, 3)]
+
+
+def test_http_cut_download_gives_up(served, no_retry_delay):
     with httpserver.Server(served, cut_after=100000) as srv:
-        source = sources.open_image(srv.url('img.bin'))
-        with pytest.raises(exception.SourceError,
-                           match=f'ended after 100000 of {len(DATA)} bytes'):
+        source = sources.open_image(srv.url('img.bin'),
+                                    {'download_retries': 1})
+        with pytest.raises(resume.DownloadCut) as err:
             read_all(source)
+    assert str(err.value) == (
+        f'{srv.url("img.bin")}: download cut at byte 200000 of {len(DATA)} '
+        '(the connection was closed); gave up after 1 Range retries')
 
 
 def test_glance_metadata(server):
@@ -211,7 +227,7 @@ def test_glance_ref_needs_glance():
 
 @pytest.fixture
 def no_retry_delay(monkeypatch):
-    monkeypatch.setattr(glance_source, 'RETRY_DELAY', 0)
+    monkeypatch.setattr(resume, 'RETRY_DELAY', 0)
 
 
 def test_glance_metadata_extras(server):
@@ -258,7 +274,7 @@ def test_glance_cut_download_gives_up(served, no_retry_delay):
         srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
         source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url],
                                                'download_retries': 2})
-        with pytest.raises(glance_source.DownloadCut) as err:
+        with pytest.raises(resume.DownloadCut) as err:
             read_all(source)
     assert err.value.position == 3 * piece
     message = str(err.value)
