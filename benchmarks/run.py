@@ -22,7 +22,7 @@ import time
 from benchmarks import cases
 from benchmarks import harness
 from benchmarks import inputs
-from benchmarks import server
+from tests import httpserver
 
 
 def _log(*args):
@@ -178,7 +178,7 @@ def main(argv=None):
         info = machine(workdir, args.quick)
         _log('machine: ' + '; '.join(f'{k} {v}' for k, v in info.items()))
         results = []
-        with server.Server(facts['directory']) as srv:
+        with httpserver.Server(facts['directory']) as srv:
             env = harness.Env(workdir, args.quick, pairs, srv, facts)
             for number in chosen:
                 _log(f'case {number}: {cases.CASES[number].__doc__}')
