@@ -70,9 +70,9 @@ def engine(args):
         flow = noop_flow(f'noop-{steps}', steps)
         kwargs = _noop_kwargs(args.dir, f'noop-{count[0]}')
         start = time.perf_counter()
-        book, fd = store.create(kwargs, flow)
+        fd = store.create(kwargs, flow)
         created = time.perf_counter()
-        state, _, error = runs.drive(store, book, fd, flow, lock_dir)
+        state, _, error = runs.drive(store, fd, flow, lock_dir)
         done = time.perf_counter()
         if state != states.SUCCESS:
             raise harness.Failed(f'no-op run ended {state}: {error}')

@@ -79,8 +79,8 @@ def run_release(workdir, release, image_url, listeners=()):
                           'swap_mb': 0}}
     flow = flows.factory(**kwargs)
     store = runs.RunStore(persistence.open_backend(settings['connection']))
-    book, fd = store.create(kwargs, flow)
-    runs.drive(store, book, fd, flow, os.path.join(workdir, 'locks'),
+    fd = store.create(kwargs, flow)
+    runs.drive(store, fd, flow, os.path.join(workdir, 'locks'),
                listeners=listeners)
     return kwargs, flow, store.reload(fd)
 

@@ -79,16 +79,6 @@ def _interrupted(run_id):
     return SUSPENDED_EXIT
 
 
-def _drive(ctx, store, book, fd, flow, fmt):
-    try:
-        state, step, error = runs.drive(store, book, fd, flow,
-                                        _lock_dir(ctx),
-                                        listeners=_listeners(fmt))
-    except runs.Interrupted:
-        return _interrupted(fd.uuid)
-    return _report(store, fd.uuid, flow, fmt, state, step, error)
-
-
 def _outcome(run_id, state, step, error):
     if state == states.SUCCESS:
         return 0
@@ -193,7 +183,7 @@ def _run_row(fd, lock_dir):
 
 def runs_list(args, ctx):
     lock_dir = _lock_dir(ctx)
-    rows = [_run_row(fd, lock_dir) for _, fd in _store(ctx).all()
+    rows = [_run_row(fd, lock_dir) for fd in _store(ctx).all()
             if args.all or runs.state_of(fd) not in runs.FINISHED]
     rows.sort(key=lambda r: r['started'] or '')
     output.emit(args.format, rows, [
@@ -226,7 +216,7 @@ def _libvirt(args, fd):
 
 
 def show(args, ctx):
-    _, fd = _store(ctx).find(args.run)
+    fd = _store(ctx).find(args.run)
     if args.libvirt_xml or args.domain:
         return _libvirt(args, fd)
     rows = step_rows(fd)
@@ -251,7 +241,7 @@ def show(args, ctx):
     return 0
 
 
-def _resume_one(ctx, store, book, fd):
+def _resume_one(ctx, store, fd):
     if fd.state == states.SUCCESS:
         print(f'run {fd.uuid} already succeeded')
         return 0
@@ -265,7 +255,7 @@ def _resume_one(ctx, store, book, fd):
 
     try:
         state, step, error = runs.drive(
-            store, book, fd, flow, _lock_dir(ctx),
+            store, fd, flow, _lock_dir(ctx),
             listeners=_listeners('table'), announce=announce)
     except runs.Interrupted:
         return _interrupted(fd.uuid)
@@ -277,11 +267,10 @@ def resume(args, ctx):
     if args.all == bool(args.run):
         raise exception.ConfigError('give either RUN or --all')
     if args.run:
-        book, fd = store.find(args.run)
-        return _resume_one(ctx, store, book, fd)
+        return _resume_one(ctx, store, store.find(args.run))
     lock_dir = _lock_dir(ctx)
     status = 0
-    for book, fd in store.all():
+    for fd in store.all():
         if runs.state_of(fd) in runs.FINISHED:
             continue
         if runs.is_active(fd.uuid, lock_dir):
@@ -289,7 +278,7 @@ def resume(args, ctx):
                   'skipped')
             continue
         try:
-            status = max(status, _resume_one(ctx, store, book, fd))
+            status = max(status, _resume_one(ctx, store, fd))
         except runs.Refused as e:
             print(f'imagepipe: error: {e}', file=sys.stderr)
             status = max(status, e.exit_code)

@@ -113,7 +113,8 @@ class RunStore:
             yield conn
 
     def create(self, kwargs, flow, run_id=None):
-        """A new run of ``flow`` (built by flows.factory(**kwargs))."""
+        """A new run of ``flow`` (built by flows.factory(**kwargs)): its
+        flow detail, in a logbook of its own that names the instance."""
         request = kwargs['request']
         book = models.LogBook(f"imagepipe-{kwargs['release']}")
         book.meta = {'instance_dir': instance_dir(kwargs)}
@@ -131,22 +132,22 @@ class RunStore:
             conn.save_logbook(book)
         engines.save_factory_details(fd, flows.FACTORY, [], kwargs,
                                      backend=self.backend)
-        return book, fd
+        return fd
 
     def all(self):
-        """(book, flow detail) of every run, without the run's steps.
+        """The flow detail of every run, without the run's steps.
 
         A listing and the check before a fresh run need no more; loading
         every step of every run ever kept grew with each run. :meth:`get`
         reads one run whole.
         """
         with self._conn() as conn:
-            return [(b, fd) for b in conn.get_logbooks(lazy=True)
+            return [fd for b in conn.get_logbooks(lazy=True)
                     if b.name.startswith('imagepipe-')
                     for fd in conn.get_flows_for_book(b.uuid, lazy=True)]
 
     def of_instance(self, directory):
-        """(book, flow detail) of the runs of the instance in ``directory``.
+        """The flow details of the runs of the instance in ``directory``.
 
         A run's logbook names its instance directory, so the steps of the
         other runs, and their rows, are not read (the check before every
@@ -154,21 +155,19 @@ class RunStore:
         names none (stored by imagepipe 0.1.0 before) counts as a candidate.
         """
         with self._conn() as conn:
-            return [(b, fd) for b in conn.get_logbooks(lazy=True)
+            return [fd for b in conn.get_logbooks(lazy=True)
                     if b.name.startswith('imagepipe-')
                     and (b.meta or {}).get('instance_dir',
                                            directory) == directory
                     for fd in conn.get_flows_for_book(b.uuid, lazy=True)]
 
     def find(self, run_id):
-        """(book, flow detail) of a run id, or of its unique prefix."""
-        matches = [(b, fd) for b, fd in self.all()
-                   if fd.uuid.startswith(run_id)]
+        """The flow detail of a run id, or of its unique prefix, whole."""
+        matches = [fd for fd in self.all() if fd.uuid.startswith(run_id)]
         if len(matches) != 1:
             why = 'no run' if not matches else 'more than one run'
             raise Refused(f'{why} matches {run_id!r}')
-        book, fd = matches[0]
-        return book, self.get(fd.uuid)
+        return self.get(matches[0].uuid)
 
     def get(self, run_id):
         """The flow detail of a full run id, as stored now."""
@@ -296,7 +295,7 @@ def check_fresh(store, flow, kwargs, run_id=None):
             'overwrite an existing disk (Nova skipped it); remove it or '
             'choose another instance name')
     directory = instance_dir(kwargs)
-    for _, fd in store.of_instance(directory):
+    for fd in store.of_instance(directory):
         if fd.uuid == run_id or state_of(fd) in FINISHED:
             continue
         meta = fd.meta.get('imagepipe', {})
@@ -436,13 +435,13 @@ def start(store, kwargs, flow, lock_dir, listeners=(), announce=None):
     run_id = uuidutils.generate_uuid()
     with instance_lock(kwargs, lock_dir), run_lock(run_id, lock_dir):
         check_fresh(store, flow, kwargs)
-        _, fd = store.create(kwargs, flow, run_id)
+        fd = store.create(kwargs, flow, run_id)
         if announce is not None:
             announce(run_id)
         return (run_id,) + _execute(store, fd, flow, listeners)
 
 
-def drive(store, book, fd, flow, lock_dir, listeners=(), announce=None):
+def drive(store, fd, flow, lock_dir, listeners=(), announce=None):
     """Run or resume ``flow`` on ``fd``; return (state, step, error).
 
     ``listeners`` are callables taking the engine and returning a taskflow
@@ -451,7 +450,7 @@ def drive(store, book, fd, flow, lock_dir, listeners=(), announce=None):
     locks are held, so a run another process finished meanwhile is not run
     again; a reverted run is retried only under :func:`check_fresh`.
     ``announce(fd)`` is called with the run as found, once it is to be
-    driven. ``book`` is not needed any more (kept for callers).
+    driven.
     """
     kwargs = factory_kwargs(fd)
     with run_lock(fd.uuid, lock_dir), instance_lock(kwargs, lock_dir):

@@ -177,7 +177,7 @@ def run_imagepipe(case, image, workdir):
     assert out['state'] == 'SUCCESS', out
     store = runs.RunStore(persistence.open_backend(
         f'sqlite:///{state}/imagepipe.sqlite'))
-    _, fd = store.find(out['run'])
+    fd = store.find(out['run'])
     kwargs, results = libvirt.for_run(fd)
     assert results == libvirt.results_of(out['steps'])
     return kwargs, results

@@ -60,9 +60,9 @@ def test_listing_reads_runs_without_their_steps(tmp_path):
     backend = _backend(tmp_path)
     store = runs.RunStore(backend)
     _stored_run(backend)
-    (book, fd), = store.all()
-    assert (book.name, fd.uuid, len(fd)) == ('imagepipe-test', 'run-1', 0)
-    _, found = store.find('run')
+    fd, = store.all()
+    assert (fd.uuid, len(fd)) == ('run-1', 0)
+    found = store.find('run')
     assert [ad.name for ad in found] == ['step']
 
 
@@ -146,7 +146,7 @@ def test_runs_of_an_instance(tmp_path):
         kwargs = {'release': 'noop',
                   'settings': {'instances_path': str(tmp_path)},
                   'request': {'image': 'img', 'instance': name}}
-        made[name] = store.create(kwargs, flow)[1].uuid
+        made[name] = store.create(kwargs, flow).uuid
     old = _stored_run(store.backend)    # a logbook naming no instance
-    found = {fd.uuid for _, fd in store.of_instance(str(tmp_path / 'a'))}
+    found = {fd.uuid for fd in store.of_instance(str(tmp_path / 'a'))}
     assert found == {made['a'], old.uuid}
