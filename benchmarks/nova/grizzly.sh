@@ -11,6 +11,7 @@
 # Deviations: curl for the Glance download; flock(1) for Nova's lockf; the
 # overlay gets backing_fmt=raw (qemu-img >= 6.1 refuses it without).
 set -eu
+. "$(dirname "$0")/common.sh"
 export LC_ALL=C LANG=C
 url=$1 I=$2 inst=$3 gb=$4 flush=${5:-}
 B=$I/_base
@@ -19,21 +20,7 @@ base=$B/$hex
 disk=$I/$inst/disk
 mkdir -p "$B" "$I/locks" "$I/$inst"
 
-(
-    flock 9
-    if [ ! -e "$base" ]; then
-        curl -sSf -o "$base.part" "$url"
-        fmt=$(qemu-img info "$base.part" | sed -n 's/^file format: //p')
-        if [ "$fmt" = raw ]; then
-            mv "$base.part" "$base"
-        else
-            qemu-img convert -O raw "$base.part" "$base.converted"
-            rm -f "$base.part"
-            qemu-img info "$base.converted" >/dev/null
-            mv "$base.converted" "$base"
-        fi
-    fi
-) 9>"$I/locks/nova-$hex"
+fetch_to_raw
 
 (
     flock 9
