@@ -250,6 +250,25 @@ def test_deactivated_image_is_refused(glance, qcow2_image, tmp_path):
     assert site.base_files() == []
 
 
+def test_download_forbidden_by_policy(glance, qcow2_image, tmp_path):
+    """Glance's policy refuses the download (oslo.policy reads the changed
+    file at once): 403 in one line, nothing left in the cache."""
+    image_id = glance.add(qcow2_image, 'qcow2', name='forbidden')
+    policy = glance.dir / 'policy.yaml'
+    saved = policy.read_text()
+    policy.write_text(saved + '"download_image": "!"\n')
+    try:
+        site = _site(tmp_path, 'site', glance.port)
+        status, report, err = site.run('grizzly', image_id)
+    finally:
+        policy.write_text(saved)
+    assert status == 1
+    assert re.search(rf'root-fetch: {image_id}: http://127\.0\.0\.1:\d+/v2/'
+                     rf'images/{image_id}/file: access forbidden \(HTTP '
+                     r'403', _error(err)), err
+    assert site.base_files() == []
+
+
 def test_content_contradicting_disk_format_is_refused(
         glance, qcow2_image, tmp_path):
     """A qcow2 declared raw: Glance 33 takes it, imagepipe must not."""
