@@ -103,12 +103,14 @@ class GlanceServer:
     """glance-api on 127.0.0.1:``port`` with its state under ``workdir``.
 
     ``trusted`` selects the flavor that authenticates by headers (and the
-    default policies) instead of treating every request as an admin's.
+    default policies) instead of treating every request as an admin's;
+    ``policy`` adds rules (YAML lines) to the admin flavor's policy.
     """
 
-    def __init__(self, venv, workdir, port=None, trusted=False):
+    def __init__(self, venv, workdir, port=None, trusted=False, policy=''):
         self.venv = pathlib.Path(venv)
         self.trusted = trusted
+        self.policy = policy
         self.dir = pathlib.Path(workdir)
         self.port = port or free_port()
         self.url = f'http://127.0.0.1:{self.port}'
@@ -136,7 +138,7 @@ class GlanceServer:
             assert TRUSTED_PIPELINE in paste, 'paste file layout changed'
             paste += TRUSTED_PASTE
         else:
-            (d / 'policy.yaml').write_text(POLICY)
+            (d / 'policy.yaml').write_text(POLICY + self.policy)
         (d / 'glance-api.conf').write_text(conf)
         (d / 'glance-api-paste.ini').write_text(paste)
         done = subprocess.run(

@@ -250,18 +250,17 @@ def test_deactivated_image_is_refused(glance, qcow2_image, tmp_path):
     assert site.base_files() == []
 
 
-def test_download_forbidden_by_policy(glance, qcow2_image, tmp_path):
-    """Glance's policy refuses the download (oslo.policy reads the changed
-    file at once): 403 in one line, nothing left in the cache."""
-    image_id = glance.add(qcow2_image, 'qcow2', name='forbidden')
-    policy = glance.dir / 'policy.yaml'
-    saved = policy.read_text()
-    policy.write_text(saved + '"download_image": "!"\n')
+def test_download_forbidden_by_policy(glance_venv, qcow2_image, tmp_path):
+    """Glance's policy refuses the download: 403 in one line, nothing left
+    in the cache."""
+    server = _started(glance_venv, tmp_path / 'glance',
+                      policy='"download_image": "!"\n')
     try:
-        site = _site(tmp_path, 'site', glance.port)
+        image_id = server.add(qcow2_image, 'qcow2', name='forbidden')
+        site = _site(tmp_path, 'site', server.port)
         status, report, err = site.run('grizzly', image_id)
     finally:
-        policy.write_text(saved)
+        server.stop()
     assert status == 1
     assert re.search(rf'root-fetch: {image_id}: http://127\.0\.0\.1:\d+/v2/'
                      rf'images/{image_id}/file: access forbidden \(HTTP '
