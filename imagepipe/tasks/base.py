@@ -47,7 +47,8 @@ class ImageTask(task.Task):
     """Base class: explicit name, JSON inputs, a description for the plan.
 
     Subclasses set ``source`` (the Nova function the step stands for) and
-    implement ``preview(**args)`` returning a dict with any of ``command``
+    implement ``preview(**args)`` (``done``: the step's own result, once it
+    ran) returning a dict with any of ``command``
     (argv list or None; a list of argv lists when the step runs several),
     ``creates``, ``removes`` and ``notes`` lists.
 
@@ -104,6 +105,8 @@ class ImageTask(task.Task):
         for arg, producer in self.wire.items():
             done = results.get(producer)
             args[arg] = done if isinstance(done, dict) else Pending(producer)
+        if isinstance(results.get(self.name), dict):
+            args['done'] = results[self.name]
         shown = self.preview(**args)
         return {
             'name': self.name,

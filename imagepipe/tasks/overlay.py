@@ -41,14 +41,14 @@ def _create(base_path, disk, base_format, cluster_size, size):
     backing = os.path.abspath(base_path)
     fmt, info = resize.inspect(backing, base_format)
     tmp = tmp_name(disk)
-    tools.run(*create_argv(backing, fmt, _cluster_size(cluster_size, info),
-                           tmp, size))
+    cluster = _cluster_size(cluster_size, info)
+    tools.run(*create_argv(backing, fmt, cluster, tmp, size))
     task_base.publish(tmp, disk)
     # qemu-img makes exactly this size (a qcow2 one rounded up to 512 bytes),
     # so it is not read back with one more qemu-img info.
     virtual = info.virtual_size if size is None else -(-size // 512) * 512
     return {'path': disk, 'backing_file': backing, 'backing_format': fmt,
-            'virtual_size': virtual}
+            'cluster_size': cluster, 'virtual_size': virtual}
 
 
 class CreateOverlay(task_base.ImageTask):
@@ -77,9 +77,13 @@ class CreateOverlay(task_base.ImageTask):
         task_base.remove(tmp_name(disk))
         task_base.remove(disk)
 
-    def preview(self, base, disk, base_format, cluster_size, size, **_):
+    def preview(self, base, disk, base_format, cluster_size, size, done=None,
+                **_):
         shown_cluster = ('<cluster size of the base>'
                          if cluster_size == 'inherit' else cluster_size)
+        if done:  # what it ran
+            base_format = done['backing_format']
+            shown_cluster = done.get('cluster_size', shown_cluster)
         notes = ([CLUSTER_NOTES[cluster_size]]
                  if cluster_size in CLUSTER_NOTES else [])
         if size is None:

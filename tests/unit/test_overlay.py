@@ -38,7 +38,8 @@ def test_overlay_on_a_probed_raw_base(raw_image, tmp_path):
 
     info = images.info(disk)
     assert result == {'path': disk, 'backing_file': raw_image,
-                      'backing_format': 'raw', 'virtual_size': 64 * MiB}
+                      'backing_format': 'raw', 'cluster_size': None,
+                      'virtual_size': 64 * MiB}
     assert info['format'] == 'qcow2'
     assert info['backing-filename'] == raw_image
     assert info['backing-filename-format'] == 'raw'
@@ -100,3 +101,16 @@ def test_plan_shows_backing_format_and_placeholders():
         'cluster_size=<cluster size of the base>', '/i/disk.tmp']
     assert shown['creates'] == ['/i/disk']
     assert any('qemu-img >= 6.1' in note for note in shown['notes'])
+
+
+def test_a_finished_overlay_shows_what_it_ran(raw_image, tmp_path):
+    """A raw base has no cluster size: 'inherit' passed none."""
+    disk = str(tmp_path / 'disk')
+    task = overlay.CreateOverlay('overlay', inject=args(
+        raw_image, disk, cluster_size='inherit'))
+    result = create(raw_image, disk, cluster_size='inherit')
+    planned = ' '.join(task.describe()['command'])
+    ran = ' '.join(task.describe({'overlay': result})['command'])
+    assert 'cluster_size=<cluster size of the base>' in planned
+    assert 'cluster_size' not in ran
+    assert f'backing_file={raw_image},backing_fmt=raw ' in ran
