@@ -250,22 +250,30 @@ def test_deactivated_image_is_refused(glance, qcow2_image, tmp_path):
     assert site.base_files() == []
 
 
+def _refused_by_own_server(venv, image, tmp_path, release, **server):
+    """Run ``release`` on ``image`` in a glance-api of its own configured by
+    ``server``; (image id, error line, site), the run having failed."""
+    glance = _started(venv, tmp_path / 'glance', **server)
+    try:
+        image_id = glance.add(image, 'qcow2', name='refused')
+        site = _site(tmp_path, 'site', glance.port)
+        status, report, err = site.run(release, image_id)
+    finally:
+        glance.stop()
+    assert status == 1, err
+    assert site.base_files() == []
+    return image_id, _error(err)
+
+
 def test_download_forbidden_by_policy(glance_venv, qcow2_image, tmp_path):
     """Glance's policy refuses the download: 403 in one line, nothing left
     in the cache."""
-    server = _started(glance_venv, tmp_path / 'glance',
-                      policy='"download_image": "!"\n')
-    try:
-        image_id = server.add(qcow2_image, 'qcow2', name='forbidden')
-        site = _site(tmp_path, 'site', server.port)
-        status, report, err = site.run('grizzly', image_id)
-    finally:
-        server.stop()
-    assert status == 1
+    image_id, line = _refused_by_own_server(
+        glance_venv, qcow2_image, tmp_path, 'grizzly',
+        policy='"download_image": "!"\n')
     assert re.search(rf'root-fetch: {image_id}: http://127\.0\.0\.1:\d+/v2/'
                      rf'images/{image_id}/file: access forbidden \(HTTP '
-                     r'403', _error(err)), err
-    assert site.base_files() == []
+                     r'403', line), line
 
 
 def test_content_contradicting_disk_format_is_refused(
@@ -305,18 +313,11 @@ def test_unreachable_endpoint(tmp_path):
 
 def test_authentication_required(glance_venv, qcow2_image, tmp_path):
     """A Glance that wants credentials, and none configured: 401."""
-    server = _started(glance_venv, tmp_path / 'glance', trusted=True)
-    try:
-        image_id = server.add(qcow2_image, 'qcow2', name='private')
-        site = _site(tmp_path, 'site', server.port)
-        status, report, err = site.run('folsom', image_id)
-    finally:
-        server.stop()
-    assert status == 1
+    image_id, line = _refused_by_own_server(
+        glance_venv, qcow2_image, tmp_path, 'folsom', trusted=True)
     assert re.search(rf'root-fetch: {image_id}: http://127\.0\.0\.1:\d+/v2/'
                      rf'images/{image_id}: authentication required \(HTTP '
-                     r'401\)$', _error(err)), err
-    assert site.base_files() == []
+                     r'401\)$', line), line
 
 
 def test_second_server_used_when_first_is_down(glance, uploaded, tmp_path):
