@@ -11,12 +11,7 @@
 # Deviations: curl for the Glance download; flock(1) for Nova's lockf; the
 # overlay gets backing_fmt=raw (qemu-img >= 6.1 refuses it without).
 set -eu
-. "$(dirname "$0")/common.sh"
-export LC_ALL=C LANG=C
-url=$1 I=$2 inst=$3 gb=$4 flush=${5:-}
-B=$I/_base
-hex=$(printf %s "$url" | sha1sum | cut -c1-40)
-base=$B/$hex
+. "$(dirname "$0")/common.sh" "$@"
 disk=$I/$inst/disk
 mkdir -p "$B" "$I/locks" "$I/$inst"
 

@@ -409,23 +409,31 @@ def qemu_img_wrapper(bin_dir, cases):
     return f'{bin_dir}:{PATH}'
 
 
+def start_slow_convert(env, tmp_path, rate):
+    """A run in a process group of its own, once its convert has started.
+
+    The real qemu-img converts at ``rate`` (a 32 MiB convert takes ~30 ms
+    otherwise), so that the convert is surely in progress; ``env.path`` is
+    to be reset by the caller.
+    """
+    env.path = qemu_img_wrapper(
+        str(tmp_path / 'bin'),
+        f'convert) shift; exec "$REAL" convert -r {rate} "$@";;')
+    p = env.popen('run', '--image', env.url, '--instance', 'vm1',
+                  '--root-gb', '1', group=True)
+    wait_for(lambda: [f for f in all_files(env.instances)
+                      if f.endswith('.converted')], 'the convert to start')
+    return p
+
+
 @pytest.mark.parametrize('whom', ['group', 'imagepipe'])
 def test_sigkill_mid_convert_kills_qemu_img_too(big_env, tmp_path, whom):
     """Killed with its group (a crash of the host's service), or alone: its
     qemu-img dies with it (PR_SET_PDEATHSIG), instead of writing on into the
     file that the resumed run converts again."""
     env = big_env
-    # The real qemu-img, rate-limited so that it is surely in the middle of
-    # writing when the kill comes and for 16 s more (a 32 MiB convert takes
-    # ~30 ms otherwise).
-    env.path = qemu_img_wrapper(
-        str(tmp_path / 'bin'),
-        'convert) shift; exec "$REAL" convert -r 2M "$@";;')
-    p = env.popen('run', '--image', env.url, '--instance', 'vm1',
-                  '--root-gb', '1', group=True)
-    wait_for(lambda: [f for f in all_files(env.instances)
-                      if f.endswith('.converted')],
-             'the convert to start')
+    # 2 MiB/s: the convert goes on for 16 s after the kill, unless killed
+    p = start_slow_convert(env, tmp_path, '2M')
     if whom == 'group':
         os.killpg(p.pid, signal.SIGKILL)
     else:
@@ -498,14 +506,8 @@ def test_sigterm_to_the_group_mid_convert_suspends(big_env, tmp_path):
     in a terminal, does): qemu-img dies of it and its step fails, yet the
     run suspends and the step runs again on resume."""
     env = big_env
-    env.path = qemu_img_wrapper(
-        str(tmp_path / 'bin'),
-        'convert) shift; exec "$REAL" convert -r 8M "$@";;')
-    p = env.popen('run', '--image', env.url, '--instance', 'vm1',
-                  '--root-gb', '1', group=True)
+    p = start_slow_convert(env, tmp_path, '8M')
     run_id = p.stdout.readline().split()[1]
-    wait_for(lambda: [f for f in all_files(env.instances)
-                      if f.endswith('.converted')], 'the convert to start')
     time.sleep(0.2)
     os.killpg(p.pid, signal.SIGTERM)
     out, err = p.communicate(timeout=60)
