@@ -9,6 +9,20 @@ IMAGE = 'http://glance/cirros.qcow2'
 HEX = hashlib.sha1(IMAGE.encode()).hexdigest()
 INSTANCE = 'vm1'
 
+# The intake every release with images fetched to the cache begins with.
+# wget http://glance/$image -o base_/$hex.part
+FETCH = ('root-fetch', [f'GET {IMAGE} -o $B/$hex.part'])
+# images.fetch_to_raw: qemu-img info (and imagepipe's check) on the .part
+INSPECT = ('root-inspect', [
+    'qemu-img info --force-share --output=json $B/$hex.part',
+    'qemu-img check --output=json -f qcow2 $B/$hex.part'])
+# qemu-img convert -O raw $hex.part $hex.converted (-f pinned by imagepipe)
+CONVERT = ('root-convert', [
+    'qemu-img convert -t none -O raw -f <format of root-inspect> -p '
+    '$B/$hex.part $B/$hex.converted'])
+# mv $hex.converted $hex (or mv $hex.part $hex): an in-process rename
+PUBLISH = ('root-publish', [])
+
 
 class Plan:
     """A built flow, its kwargs and its steps rendered in $-notation."""

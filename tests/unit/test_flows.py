@@ -21,9 +21,13 @@ from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import article
 from imagepipe.flows import deviations
 from imagepipe.runner import runs
+from tests.plans import CONVERT
+from tests.plans import FETCH
 from tests.plans import HEX
 from tests.plans import IMAGE
+from tests.plans import INSPECT
 from tests.plans import INSTANCE
+from tests.plans import PUBLISH
 from tests.plans import Plan
 
 GiB = 1024 ** 3
@@ -65,19 +69,6 @@ def lvm(release, vg='vg'):
 
 
 # -- the rows of the article's tables ----------------------------------------
-
-# wget http://glance/$image -o base_/$hex.part
-FETCH = ('root-fetch', [f'GET {IMAGE} -o $B/$hex.part'])
-# images.fetch_to_raw: qemu-img info (and imagepipe's check) on the .part
-INSPECT = ('root-inspect', [
-    'qemu-img info --force-share --output=json $B/$hex.part',
-    'qemu-img check --output=json -f qcow2 $B/$hex.part'])
-# qemu-img convert -O raw $hex.part $hex.converted
-CONVERT = ('root-convert', [
-    'qemu-img convert -t none -O raw -f <format of root-inspect> -p '
-    '$B/$hex.part $B/$hex.converted'])
-# mv $hex.converted $hex (or mv $hex.part $hex): an in-process rename
-PUBLISH = ('root-publish', [])
 
 INTAKE_RAW = [FETCH, INSPECT, CONVERT, PUBLISH]          # force_raw True
 INTAKE_KEPT = [FETCH, INSPECT, ('root-convert', []), PUBLISH]

@@ -37,9 +37,13 @@ from imagepipe.tasks import inspect
 from imagepipe.tasks import locks
 from tests import httpserver
 from tests import images
+from tests.plans import CONVERT
+from tests.plans import FETCH
 from tests.plans import HEX
 from tests.plans import IMAGE
+from tests.plans import INSPECT
 from tests.plans import INSTANCE
+from tests.plans import PUBLISH
 from tests.plans import Plan
 
 GiB = 1024 ** 3
@@ -90,14 +94,6 @@ def lvm(vg='vg'):
 # -- the combination matrix (reference 2.9) ----------------------------------
 
 # F1-F8: download, inspect, convert with -f, rename; no size check here
-FETCH = ('root-fetch', [f'GET {IMAGE} -o $B/$hex.part'])
-INSPECT = ('root-inspect', [
-    'qemu-img info --force-share --output=json $B/$hex.part',
-    'qemu-img check --output=json -f qcow2 $B/$hex.part'])
-CONVERT = ('root-convert', [
-    'qemu-img convert -t none -O raw -f <format of root-inspect> -p '
-    '$B/$hex.part $B/$hex.converted'])
-PUBLISH = ('root-publish', [])
 INTAKE = {True: [FETCH, INSPECT, CONVERT, PUBLISH],
           False: [FETCH, INSPECT, ('root-convert', []), PUBLISH]}
 
