@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import sys
+import threading
 
 from oslo_concurrency import lockutils
 from oslo_utils import uuidutils
@@ -319,6 +320,7 @@ def suspend_on_signals(engine, run_id, out=None):
     """
     out = out or sys.stderr
     caught = []
+    suspenders = []
 
     def handler(signum, frame):
         caught.append(signum)
@@ -327,13 +329,20 @@ def suspend_on_signals(engine, run_id, out=None):
         print(f'imagepipe: {signal.Signals(signum).name}: run {run_id} '
               'suspends after the current step (again to stop at once)',
               file=out, flush=True)
-        engine.suspend()
+        # Not in the handler itself: the signal may have stopped this
+        # thread inside a write to the run database, whose lock suspend()
+        # needs too.
+        suspender = threading.Thread(target=engine.suspend, daemon=True)
+        suspender.start()
+        suspenders.append(suspender)
 
     saved = {s: signal.signal(s, handler)
              for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield caught
     finally:
+        for suspender in suspenders:
+            suspender.join()
         for s, h in saved.items():
             signal.signal(s, h)
 

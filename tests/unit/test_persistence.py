@@ -2,6 +2,8 @@
 what a meta update writes, and the same tables as taskflow's SQL backend."""
 
 import contextlib
+import subprocess
+import sys
 
 import pytest
 from taskflow import task
@@ -150,3 +152,33 @@ def test_runs_of_an_instance(tmp_path):
     old = _stored_run(store.backend)    # a logbook naming no instance
     found = {fd.uuid for fd in store.of_instance(str(tmp_path / 'a'))}
     assert found == {made['a'], old.uuid}
+
+
+SIGNAL_IN_A_WRITE = '''
+import os, signal, sys
+from imagepipe.runner import persistence, runs
+backend = persistence.open_backend(sys.argv[1])
+
+class Engine:
+    def suspend(self):
+        with backend.transaction(write=True) as db:
+            db.execute('SELECT 1')
+        print('suspended')
+
+with runs.suspend_on_signals(Engine(), 'r1', out=sys.stdout) as caught:
+    with backend.transaction(write=True) as db:
+        os.kill(os.getpid(), signal.SIGINT)   # arrives inside the write
+        db.execute('SELECT 1')
+print('signals', len(caught))
+'''
+
+
+def test_a_signal_during_a_database_write_still_suspends(tmp_path):
+    """The handler must not wait, in the thread it interrupted, for the
+    database lock that very thread holds."""
+    done = subprocess.run(
+        [sys.executable, '-c', SIGNAL_IN_A_WRITE,
+         f'sqlite:///{tmp_path}/runs.sqlite'],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == ['suspended', 'signals 1']
