@@ -14,15 +14,17 @@ image's format that libvirt is told is raw (LP#1163009).
 
 from imagepipe.flows import release
 
+TRAITS = release.Traits(
+    file_locks=False,
+    cleanup_on_error=False,
+    resized_base=True,
+    fs_resize='blind',
+    declared_raw=(('raw', 'LP#1163009'),),
+    ephemeral_name='ephemeral_0_{gb}_None',
+    backends=('raw', 'qcow2'),
+)
+
 RELEASE = release.Release(
     name='essex', nova_tag='2012.1.3', date='2012-04-05',
     options=('use_cow_images', 'force_raw_images'),
-    traits=release.Traits(
-        file_locks=False,
-        cleanup_on_error=False,
-        resized_base=True,
-        fs_resize='blind',
-        declared_raw=(('raw', 'LP#1163009'),),
-        ephemeral_name='ephemeral_0_{gb}_None',
-        backends=('raw', 'qcow2'),
-    ))
+    traits=TRAITS)

@@ -26,8 +26,10 @@ Releases between Juno and Gazpacho are not modelled: their changes are
 folded into this one (nova-modern.md section 3).
 """
 
+import dataclasses
 import hashlib
 
+from imagepipe.flows import juno
 from imagepipe.flows import release
 
 #: Modern Nova formats an ephemeral disk of an image without os_type as
@@ -35,32 +37,31 @@ from imagepipe.flows import release
 EPHEMERAL_FS = 'vfat'
 _FS_HASH = hashlib.md5(EPHEMERAL_FS.encode(), usedforsecurity=False)
 
+TRAITS = dataclasses.replace(
+    juno.TRAITS,
+    # the LVM copy lock is $hex again
+    lvm_lock_is_path=False,
+    # the format inspector on downloads (29.1.0+), and on the cached base
+    # before each overlay
+    nova_inspects=True, reinspect_base=True,
+    # the flavor size is checked on the cached base, after conversion
+    max_size_check=False, size_check_after_fetch=True,
+    # qcow2 overlays born at the flavor size: no resize, no fs resize
+    overlay_at_flavor_size=True, extend_overlay=False, overlay_fs_resize=None,
+    # qemu-img convert and resize name their formats
+    convert_pinned=True, resize_format_pinned=True,
+    # only preallocate_images=space preallocates; the probe lost -n
+    preallocate_space_only=True, fallocate_probe_keep_size=False,
+    # ephemeral disks: mkfs -t <fs>, cache name from the filesystem's hash
+    ephemeral_fs=EPHEMERAL_FS, ephemeral_mkfs=None,
+    ephemeral_name='ephemeral_{gb}_' + _FS_HASH.hexdigest()[:7],
+    # not in the article's tables
+    article_notes=False,
+)
+
 RELEASE = release.Release(
     name='gazpacho', nova_tag='33.0.2', date='2026-06-16',
     options=('use_cow_images', 'force_raw_images', '[libvirt] images_type',
              'preallocate_images',
              '[workarounds] disable_deep_image_inspection'),
-    traits=release.Traits(
-        copy_lock_is_path=False,
-        lvm_lock_is_path=False,
-        max_size_check=False,
-        overlay_cluster_size='inherit',
-        extend_overlay=False,
-        overlay_fs_resize=None,
-        fs_resize='strict',
-        preallocation=True,
-        volume_clear_option=True,
-        disk_info='atomic',
-        ephemeral_name='ephemeral_{gb}_' + _FS_HASH.hexdigest()[:7],
-        ephemeral_mkfs=None,
-        ephemeral_fs=EPHEMERAL_FS,
-        nova_inspects=True,
-        reinspect_base=True,
-        size_check_after_fetch=True,
-        overlay_at_flavor_size=True,
-        convert_pinned=True,
-        resize_format_pinned=True,
-        preallocate_space_only=True,
-        fallocate_probe_keep_size=False,
-        article_notes=False,
-    ))
+    traits=TRAITS, previous=juno.RELEASE)

@@ -12,18 +12,31 @@ preallocate_images     fallocate -n -l SIZE disk
 =====================  ==============================================
 """
 
+import dataclasses
+
+from imagepipe.flows import folsom
 from imagepipe.flows import release
+
+TRAITS = dataclasses.replace(
+    folsom.TRAITS,
+    # image_cache_subdirectory_name is read again (LP#1083447 fixed)
+    base_dir_option=True,
+    # the image's virtual size is checked against the flavor
+    max_size_check=True,
+    # overlays on the base itself, then grown: no <hex>_<GiB> copies
+    resized_base=False, resized_generated_base=False,
+    overlay_cluster_size='inherit', extend_overlay=True,
+    # Raw and Lvm disks are declared with the format they hold
+    declared_raw=(),
+    # preallocate_images
+    preallocation=True,
+    # ephemeral bases named after their OS type
+    ephemeral_name='ephemeral_{gb}_default',
+    # Lvm: qemu-img convert into the LV, the fs resized as root
+    lvm_write='convert', lvm_vgs='size,free', lvm_fs_as_root=True,
+)
 
 RELEASE = release.Release(
     name='grizzly', nova_tag='2013.1.5', date='2013-04-04',
-    options=('use_cow_images', 'force_raw_images', 'libvirt_images_type',
-             'preallocate_images'),
-    traits=release.Traits(
-        max_size_check=True,
-        overlay_cluster_size='inherit',
-        extend_overlay=True,
-        overlay_fs_resize='blind',
-        fs_resize='blind',
-        preallocation=True,
-        lvm_fs_resize='blind',
-    ))
+    options=folsom.RELEASE.options + ('preallocate_images',),
+    traits=TRAITS, previous=folsom.RELEASE)

@@ -14,19 +14,22 @@ disk.info              the disk's format, recorded once (2013.2.3+)
 =====================  ==============================================
 """
 
+import dataclasses
+
+from imagepipe.flows import grizzly
 from imagepipe.flows import release
+
+TRAITS = dataclasses.replace(
+    grizzly.TRAITS,
+    # files: e2label first, a filesystem grown only if it is one
+    fs_resize='checked',
+    # qcow2: the filesystem only through nbd, and only with the option
+    overlay_fs_resize='nbd-option',
+    # disk.info
+    disk_info='append',
+)
 
 RELEASE = release.Release(
     name='havana', nova_tag='2013.2.4', date='2013-10-17',
-    options=('use_cow_images', 'force_raw_images', 'libvirt_images_type',
-             'preallocate_images', 'resize_fs_using_block_device'),
-    traits=release.Traits(
-        max_size_check=True,
-        overlay_cluster_size='inherit',
-        extend_overlay=True,
-        overlay_fs_resize='nbd-option',
-        fs_resize='checked',
-        preallocation=True,
-        disk_info='append',
-        lvm_fs_resize='blind',
-    ))
+    options=grizzly.RELEASE.options + ('resize_fs_using_block_device',),
+    traits=TRAITS, previous=grizzly.RELEASE)

@@ -16,23 +16,27 @@ disk.info              the disk's format, recorded once
 =====================  ==============================================
 """
 
+import dataclasses
+
+from imagepipe.flows import havana
 from imagepipe.flows import release
+
+TRAITS = dataclasses.replace(
+    havana.TRAITS,
+    # every lock of a base named $hex; the fetch lock no longer re-checks
+    # (LP#1298420)
+    copy_lock_is_path=False, lvm_lock_is_path=False,
+    fetch_rechecks_in_lock=False,
+    # e2fsck's exit code counts, on files and LVs alike
+    fs_resize='strict', lvm_fs_resize='device',
+    # volume_clear
+    volume_clear_option=True,
+    # mkfs -t ext3 rather than mkfs.ext3
+    ephemeral_mkfs=('mkfs', '-t', 'ext3'),
+)
 
 RELEASE = release.Release(
     name='icehouse', nova_tag='2014.1.5', date='2014-04-17',
     options=('use_cow_images', 'force_raw_images', '[libvirt] images_type',
              'preallocate_images', 'resize_fs_using_block_device'),
-    traits=release.Traits(
-        fetch_rechecks_in_lock=False,
-        copy_lock_is_path=False,
-        lvm_lock_is_path=False,
-        max_size_check=True,
-        overlay_cluster_size='inherit',
-        extend_overlay=True,
-        overlay_fs_resize='nbd-option',
-        fs_resize='strict',
-        preallocation=True,
-        volume_clear_option=True,
-        ephemeral_mkfs=('mkfs', '-t', 'ext3'),
-        disk_info='append',
-    ))
+    traits=TRAITS, previous=havana.RELEASE)

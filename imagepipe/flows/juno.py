@@ -15,21 +15,20 @@ disk.info              written to disk.info.tmp, then renamed
 =====================  ==============================================
 """
 
+import dataclasses
+
+from imagepipe.flows import icehouse
 from imagepipe.flows import release
+
+TRAITS = dataclasses.replace(
+    icehouse.TRAITS,
+    # the fetch lock re-checks again; the LVM lock is the base's path again
+    fetch_rechecks_in_lock=True, lvm_lock_is_path=True,
+    # disk.info written to a temporary file, then renamed
+    disk_info='atomic',
+)
 
 RELEASE = release.Release(
     name='juno', nova_tag='2014.2.4', date='2014-10-16',
-    options=('use_cow_images', 'force_raw_images', '[libvirt] images_type',
-             'preallocate_images', 'resize_fs_using_block_device'),
-    traits=release.Traits(
-        copy_lock_is_path=False,
-        max_size_check=True,
-        overlay_cluster_size='inherit',
-        extend_overlay=True,
-        overlay_fs_resize='nbd-option',
-        fs_resize='strict',
-        preallocation=True,
-        volume_clear_option=True,
-        ephemeral_mkfs=('mkfs', '-t', 'ext3'),
-        disk_info='atomic',
-    ))
+    options=icehouse.RELEASE.options,
+    traits=TRAITS, previous=icehouse.RELEASE)

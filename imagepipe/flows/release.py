@@ -5,6 +5,12 @@ the choices that differ between releases; :mod:`imagepipe.flows.blocks`
 reads them to build the flow. The stevedore entry point of a release names
 its ``RELEASE`` object. Reference: nova-reference.md sections 2, 3 and 5;
 nova-modern.md for today's Nova (the "modern" traits).
+
+The first release declares its whole Traits; every later one is
+``dataclasses.replace`` of the traits of the release before it, naming only
+what changed, and links that release as ``previous``: a release module is
+its changelog, and :meth:`Release.changes` reads it back (the documentation's
+"Changes since" sections).
 """
 
 import dataclasses
@@ -120,6 +126,19 @@ class Release:
     #: the release whose options this one reads (None: its own name); a
     #: release from another package can read, say, Juno's
     conf_release: str | None = None
+    #: the release whose traits this one changes (None: the first one, or
+    #: a release declared whole)
+    previous: 'Release | None' = dataclasses.field(default=None, repr=False)
+
+    def changes(self):
+        """(trait, before, after) of each trait that differs from the
+        previous release, in the order Traits declares them."""
+        if self.previous is None:
+            return []
+        before = self.previous.traits
+        return [(f.name, getattr(before, f.name), getattr(self.traits, f.name))
+                for f in dataclasses.fields(Traits)
+                if getattr(before, f.name) != getattr(self.traits, f.name)]
 
     def build(self, settings, request):
         # imported here: listing releases needs neither taskflow nor tasks

@@ -14,7 +14,6 @@ Directives:
 """
 
 import argparse
-import dataclasses
 import itertools
 import shlex
 
@@ -193,15 +192,14 @@ def _edges(flow):
     return [(a.name, b.name) for a in tasks for b in set(next_tasks(a))]
 
 
-def _trait_changes(previous, release):
+def _trait_changes(release):
+    """What the release module changed (its ``dataclasses.replace`` of the
+    release before), then the options that came and went."""
+    previous = release.previous
     if previous is None:
         return ['The first release imagepipe models.']
-    old, new = previous.traits, release.traits
-    changes = []
-    for field in dataclasses.fields(new):
-        a, b = getattr(old, field.name), getattr(new, field.name)
-        if a != b:
-            changes.append(f'``{field.name}``: {a!r} -> {b!r}')
+    changes = [f'``{name}``: {a!r} -> {b!r}'
+               for name, a, b in release.changes()]
     before = {o.key for o in options.for_release(previous.name)}
     after = {o.key for o in options.for_release(release.name)}
     for key in sorted(after - before):
@@ -215,12 +213,9 @@ class Release(_Generated):
     required_arguments = 1
 
     def lines(self):
-        registered = flows.registered()
         name = self.arguments[0]
-        release = registered[name]
-        names = list(registered)
-        previous = (registered[names[names.index(name) - 1]]
-                    if names.index(name) else None)
+        release = flows.get(name)
+        previous = release.previous
         settings = {**DOC_SETTINGS, 'release': name,
                     'images_type_effective': 'qcow2'}
         default = flows.factory(release=name, settings=settings,
@@ -241,7 +236,7 @@ class Release(_Generated):
         yield heading
         yield '-' * len(heading)
         yield ''
-        for change in _trait_changes(previous, release):
+        for change in _trait_changes(release):
             yield f'* {change}'
         yield ''
         for title, over in _combinations(release):
