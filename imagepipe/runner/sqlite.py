@@ -3,8 +3,13 @@
 taskflow's own SQL backend builds and compiles SQLAlchemy statements for
 every state change: about 2 ms of CPU each here, four per step, and 0.3 s of
 imports (SQLAlchemy and alembic) in every process, against a few tenths of a
-millisecond for the same statements through sqlite3 (perf-baseline.md
-section 5).
+millisecond for the same statements through sqlite3.
+
+It is registered as taskflow's ``sqlite3`` persistence backend, so
+``taskflow.persistence.backends.fetch('sqlite3:////abs/runs.sqlite')`` (or
+``sqlite3:///relative/path``, ``sqlite3://`` for memory) opens it like any
+other. (``sqlite://`` stays taskflow's SQLAlchemy backend there; imagepipe's
+own ``[imagepipe] connection`` maps ``sqlite://`` URLs to this one.)
 
 The tables and their columns are the ones taskflow's SQL backend creates on
 SQLite, values encoded the same way (JSON text, ``YYYY-MM-DD HH:MM:SS.ffffff``
@@ -18,6 +23,7 @@ import contextlib
 import datetime
 import sqlite3
 import threading
+from urllib import parse
 
 from oslo_serialization import jsonutils
 from taskflow import exceptions as exc
@@ -114,16 +120,26 @@ def _atom(row):
     return models.atom_detail_class(values.pop('atom_type')).from_dict(values)
 
 
-class SQLiteBackend(base.Backend):
-    """One sqlite3 connection per process, shared by every caller.
+def _path(conf):
+    """``conf['path']``, else the file of ``conf['connection']``, a
+    ``sqlite3://`` URL whose path works as in SQLAlchemy's sqlite URLs."""
+    if conf.get('path'):
+        return conf['path']
+    path = parse.urlsplit(conf['connection']).path
+    return path.removeprefix('/') or ':memory:'
 
-    ``conf['path']``: the database file, or ``':memory:'``.
+
+class SQLiteBackend(base.Backend):
+    """One sqlite3 connection per backend, shared by all its callers.
+
+    ``conf['path']``: the database file, or ``':memory:'``; or, as taskflow's
+    ``fetch()`` passes it, ``conf['connection']``: a ``sqlite3://`` URL.
     """
 
     def __init__(self, conf):
         super().__init__(conf)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(conf['path'], timeout=BUSY_TIMEOUT_S,
+        self._db = sqlite3.connect(_path(conf), timeout=BUSY_TIMEOUT_S,
                                    isolation_level=None,
                                    check_same_thread=False)
         self._db.row_factory = sqlite3.Row

@@ -1,20 +1,27 @@
 """The run database as imagepipe opens it, on real SQLite files: pragmas,
-what a meta update writes, and the same tables as taskflow's SQL backend."""
+what a meta update writes, the same tables as taskflow's SQL backend, and
+taskflow's own tests of a persistence backend run against it."""
 
 import contextlib
+import shutil
 import subprocess
 import sys
+import tempfile
+import unittest
 
 import pytest
 from taskflow import task
 from taskflow.patterns import linear_flow
+from taskflow.persistence import backends
 from taskflow.persistence import models
 from taskflow.persistence.backends import impl_sqlalchemy
+from taskflow.tests.unit.persistence import base as taskflow_tests
 from taskflow.types import failure
 
 from imagepipe import exception
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
+from imagepipe.runner import sqlite
 
 
 def _backend(tmp_path):
@@ -133,6 +140,52 @@ def test_unwritable_database_is_one_config_error(tmp_path):
     with pytest.raises(exception.ConfigError,
                        match='cannot create the directory'):
         persistence.open_backend(f'sqlite:///{blocker}/sub/runs.sqlite')
+
+
+class TaskflowPersistenceTests(unittest.TestCase,
+                               taskflow_tests.PersistenceTestMixin):
+    """taskflow's PersistenceTestMixin on a file opened by taskflow's
+    fetch(), as any other taskflow backend."""
+
+    def setUp(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        self.backend = backends.fetch(
+            {'connection': f'sqlite3:///{directory}/runs.sqlite'})
+        self.addCleanup(self.backend.close)
+        with contextlib.closing(self.backend.get_connection()) as conn:
+            conn.upgrade()
+
+    def _get_connection(self):
+        return self.backend.get_connection()
+
+
+@pytest.mark.parametrize('url, path', [
+    ('sqlite3:///{tmp}/abs.sqlite', '{tmp}/abs.sqlite'),
+    ('sqlite3:///rel.sqlite', '{tmp}/rel.sqlite'),     # from the cwd
+    ('sqlite3://', ''),
+    ('sqlite3:///:memory:', ''),
+])
+def test_fetch_finds_the_sqlite3_backend(tmp_path, monkeypatch, url, path):
+    monkeypatch.chdir(tmp_path)
+    url = url.format(tmp=tmp_path)
+    with contextlib.closing(backends.fetch(url)) as backend:
+        assert isinstance(backend, sqlite.SQLiteBackend)
+        with backend.transaction() as db:
+            _, _, opened = db.execute('PRAGMA database_list').fetchone()
+    assert opened == path.format(tmp=tmp_path)
+
+
+def test_a_database_taskflow_made_is_a_run_database(tmp_path):
+    """taskflow's backend() context (fetch, upgrade) makes the tables; the
+    run written through it is read back by imagepipe's open_backend."""
+    db = tmp_path / 'runs.sqlite'
+    with backends.backend(f'sqlite3:///{db}') as backend:
+        fd = _stored_run(backend)
+    with contextlib.closing(persistence.open_backend(f'sqlite:///{db}')) as b:
+        stored = runs.RunStore(b).get(fd.uuid)
+    assert stored.meta == {'imagepipe': {'error': None}}
+    assert stored.find('step-1').state == 'PENDING'
 
 
 class Noop(task.Task):
