@@ -11,7 +11,8 @@ states, and those steps, being idempotent, run again on resume. (An fsync
 per commit cost a second per run on a host busy writing an image.)
 
 Any other SQLAlchemy URL (MySQL, PostgreSQL) goes through taskflow's SQL
-backend, which migrates its schema with alembic.
+backend, which migrates its schema with alembic: both are the optional
+``imagepipe[database]`` extra, imported for such databases only.
 """
 
 import contextlib
@@ -56,8 +57,14 @@ def _open_sqlite(path):
 
 def _open_sqlalchemy(connection):
     # imported for such databases only: SQLAlchemy and alembic take 0.3 s
-    import sqlalchemy as sa
-    from taskflow.persistence.backends import impl_sqlalchemy
+    try:
+        import sqlalchemy as sa
+        from taskflow.persistence.backends import impl_sqlalchemy
+    except ImportError as e:
+        scheme = connection.partition(':')[0]
+        raise exception.ConfigError(
+            f'[imagepipe] connection: a {scheme} database needs SQLAlchemy '
+            f"and alembic (pip install 'imagepipe[database]'): {e}") from None
     try:
         engine = sa.create_engine(connection, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ImportError) as e:
