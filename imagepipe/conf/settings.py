@@ -11,12 +11,13 @@ from imagepipe import exception
 from imagepipe.conf import options
 
 
-def effective_images_type(release, images_type, use_cow_images):
+def effective_images_type(images_type, use_cow_images):
     """raw, qcow2, lvm (or rbd, ploop): what backend the release's Nova used.
 
-    Essex had no images type at all: use_cow_images alone chose an overlay
-    (qcow2) or a copy (raw). ``flat`` is Newton's name of the Raw backend
-    (renamed Flat): the same full copy, so it is ``raw`` here.
+    ``images_type`` is None for Essex, which had no such option:
+    use_cow_images alone chose an overlay (qcow2) or a copy (raw). ``flat``
+    is Newton's name of the Raw backend (renamed Flat): the same full copy,
+    so it is ``raw`` here.
     """
     if images_type in (None, 'default'):
         return 'qcow2' if use_cow_images else 'raw'
@@ -50,7 +51,7 @@ def snapshot(rconf):
         release=rconf.release,
         instances_path=os.path.abspath(values['instances_path']),
         images_type_effective=effective_images_type(
-            rconf.release, values['images_type'], values['use_cow_images']),
+            values['images_type'], values['use_cow_images']),
         glance_endpoints=glance_endpoints(values),
         connection=own.connection,
         download_retries=own.download_retries,

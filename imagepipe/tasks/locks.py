@@ -21,11 +21,6 @@ _held = {}
 _guard = threading.Lock()
 
 
-def lock_file(name, lock_path):
-    """The lock file Nova used for ``name`` (``/`` becomes ``_``)."""
-    return lockutils._get_lock_path(name, PREFIX, lock_path)
-
-
 def hold(name, lock_path, external=True):
     """Acquire lock ``name`` unless this process already holds it."""
     with _guard:
