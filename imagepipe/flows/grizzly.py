@@ -26,14 +26,16 @@ TRAITS = dataclasses.replace(
     # overlays on the base itself, then grown: no <hex>_<GiB> copies
     resized_base=False, resized_generated_base=False,
     overlay_cluster_size='inherit', extend_overlay=True,
-    # Raw and Lvm disks are declared with the format they hold
+    # Raw tells libvirt the format qemu-img finds in the disk (LP#1163009),
+    # and an LV is written raw whatever the base holds (LP#1075333)
     declared_raw=(),
+    lvm_write='convert', lvm_vgs='size,free',
+    # e2fsck and resize2fs of an LV run as root (LP#1101137)
+    lvm_fs_as_root=True,
     # preallocate_images
     preallocation=True,
     # ephemeral bases named after their OS type
     ephemeral_name='ephemeral_{gb}_default',
-    # Lvm: qemu-img convert into the LV, the fs resized as root
-    lvm_write='convert', lvm_vgs='size,free', lvm_fs_as_root=True,
 )
 
 RELEASE = release.Release(
