@@ -72,9 +72,12 @@ class ImageSource:
     ``size`` and ``checksum`` (``(algo, hexdigest)``) are what the source
     declares before any byte is read (None when it does not say);
     ``disk_format`` is the declared format; ``supports_range`` says whether
-    ``read(offset)`` with an offset is worth asking for.
+    ``read(offset)`` with an offset is worth asking for. ``mode`` is the
+    permission bits of a local file (None: readable by anyone), which the
+    cached copy must not widen.
     """
 
+    mode = None
     size = None
     checksum = None
     disk_format = None

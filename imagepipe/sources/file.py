@@ -20,6 +20,7 @@ class LocalFile(base.ImageSource):
             raise exception.SourceError(f'{ref}: not a regular file')
         self.path = path
         self.size = st.st_size
+        self.mode = stat.S_IMODE(st.st_mode)
 
     def read(self, offset=0):
         try:

@@ -13,6 +13,9 @@ arguments or its result, never from ``self``; it may receive a ``Failure`` as
 
 ``describe()`` renders the same arguments into what the plan shows, without
 touching the disk: values that only a run can know appear as placeholders.
+
+Every file a task makes, opens for writing or removes under instances_path
+goes through :mod:`imagepipe.tasks.safefs`.
 """
 
 import os
@@ -120,29 +123,6 @@ class ImageTask(task.Task):
         }
 
 
-def remove(path):
-    """Delete ``path`` if it exists; True when something was removed."""
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def fsync_path(path):
-    """Flush a file or directory to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def ensure_parent(path):
-    """Create the directory ``path`` goes in (Nova's ``mkdir -p``)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-
-
 def flush_and_drop(fd):
     """Make a written file durable, then drop its pages from the page cache.
 
@@ -156,15 +136,8 @@ def flush_and_drop(fd):
 
 def drop_cache(path):
     """Drop the clean pages of ``path`` from the page cache."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-
-
-def publish(tmp, final):
-    """Atomically move a finished ``tmp`` file to ``final``, durably."""
-    fsync_path(tmp)
-    os.rename(tmp, final)
-    fsync_path(os.path.dirname(final) or '.')

@@ -15,9 +15,9 @@ from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import inspect
 from imagepipe.tasks import locks
+from imagepipe.tasks import safefs
 from imagepipe.tasks.base import ImageTask
 from imagepipe.tasks.base import flush_and_drop
-from imagepipe.tasks.base import remove
 
 
 def convert_argv(fmt, part, converted, cache='none', pin_format=True):
@@ -31,13 +31,13 @@ def convert_argv(fmt, part, converted, cache='none', pin_format=True):
 def supports_direct_io(probe):
     """Whether a file at ``probe`` can be opened with O_DIRECT."""
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
-    except OSError as e:
-        if e.errno == errno.EINVAL:
-            return False
-        raise
-    os.close(fd)
-    remove(probe)
+        os.close(safefs.create(probe, 0o600, os.O_DIRECT))
+    except safefs.FileError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        safefs.remove(probe)
+        return False
+    safefs.remove(probe)
     return True
 
 
@@ -52,14 +52,15 @@ class ConvertToRaw(ImageTask):
             if image['cached'] or image['format'] == 'raw' or not force_raw:
                 return {'converted': False, 'path': image['path'],
                         'format': image['format']}
-            if (inspect.published_meanwhile(part, base)
-                    and not os.path.exists(converted)):
+            done = safefs.existing_file(converted,
+                                        'use it as the converted image')
+            if inspect.published_meanwhile(part, base) and not done:
                 # another run resumed first and published this image
                 return {'converted': False, 'path': base,
                         'format': tools.qemu_img_info(base).file_format}
             # The part is removed only after a finished, flushed convert:
             # without it, an existing output is an earlier attempt's work.
-            if os.path.exists(part) or not os.path.exists(converted):
+            if os.path.exists(part) or not done:
                 self._convert(image['format'], part, converted, pin_format)
             fmt = tools.qemu_img_info(converted).file_format
             if fmt != 'raw':
@@ -72,21 +73,23 @@ class ConvertToRaw(ImageTask):
         cache = ('none' if supports_direct_io(converted + '.directio')
                  else 'writeback')
         argv = convert_argv(fmt, part, converted, cache, pin_format)
+        # qemu-img writes into the file made here, keeping its mode
+        os.close(safefs.create(converted, safefs.source_mode(part)))
         try:
             tools.run_with_progress(*argv, on_progress=self.report)
         except exception.ToolFailed as e:
             raise exception.ImageUnacceptable(
                 f'image {part} is unacceptable: unable to convert image to '
                 f'raw: {e}') from None
-        fd = os.open(converted, os.O_RDONLY)
+        fd = safefs.open_existing(converted)
         try:
             flush_and_drop(fd)
         finally:
             os.close(fd)
-        remove(part)
+        safefs.remove(part)
 
     def revert(self, result, converted, lock, **kwargs):
-        remove(converted)
+        safefs.remove(converted)
         locks.abandon(lock)
 
     def preview(self, image, part, converted, force_raw, pin_format,

@@ -12,6 +12,7 @@ from taskflow.types import failure
 from imagepipe import tools
 from imagepipe.tasks import base
 from imagepipe.tasks import locks
+from imagepipe.tasks import safefs
 
 
 def tmp_name(dest):
@@ -25,8 +26,10 @@ def cp_argv(src, dest):
 
 def _copy(src, dest):
     tmp = tmp_name(dest)
+    # cp writes into the file made here, keeping its mode
+    os.close(safefs.create(tmp, safefs.source_mode(src)))
     tools.run(*cp_argv(src, tmp))
-    base.publish(tmp, dest)
+    safefs.publish(tmp, dest)
     # cp read the source and wrote the copy through the page cache: both
     # would stay there, twice the image, for guests that read with
     # cache=none. The copy is flushed by now, so its pages can go too.
@@ -57,20 +60,19 @@ class CopyImage(base.ImageTask):
 
     def execute(self, src, dest, lock, reuse, cache_scope):
         with locks.held(lock):
-            if reuse and os.path.exists(dest):
+            if reuse and safefs.existing_file(dest, 'reuse it'):
                 return {'path': dest, 'copied': False,
                         'size': os.path.getsize(dest)}
-            base.ensure_parent(dest)
             return _copy(src, dest)
 
     def revert(self, dest, lock, cache_scope, result, flow_failures, **_):
         locks.abandon(lock)
-        base.remove(tmp_name(dest))
+        safefs.remove(tmp_name(dest))
         if cache_scope is None:
-            base.remove(dest)
+            safefs.remove(dest)
         elif (not isinstance(result, failure.Failure) and result['copied']
               and _cache_entry_failed(cache_scope, flow_failures)):
-            base.remove(dest)
+            safefs.remove(dest)
 
     def preview(self, src, dest, reuse, cache_scope, **_):
         notes = []

@@ -14,6 +14,7 @@ from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import base
 from imagepipe.tasks import resize
+from imagepipe.tasks import safefs
 
 
 def tmp_name(info):
@@ -28,36 +29,45 @@ def probe(disk):
         return 'raw'
 
 
+class NotDiskInfo(exception.ImagepipeError):
+    """The instance's disk.info cannot be read as Nova wrote it."""
+
+
 def _read(info):
+    """The entries of ``info``; {} when there is none."""
     try:
-        with open(info) as f:
-            text = f.read()
+        fd = safefs.open_existing(info)
+        with os.fdopen(fd, 'rb') as f:
+            data = f.read()
     except FileNotFoundError:
         return {}
+    except OSError as e:
+        raise NotDiskInfo(f'cannot read {info}: {e.strerror}') from None
     try:
+        text = data.decode('utf-8')
         entries = json.loads(text) if text.strip() else {}
-    except ValueError:
-        entries = None
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError too
+        raise NotDiskInfo(
+            f'{info} is not a disk.info Nova wrote: {e}') from None
     if not isinstance(entries, dict):
-        raise exception.ImageUnacceptable(
-            f'{info} does not hold a JSON object: refusing to use it')
+        raise NotDiskInfo(
+            f'{info} is not a disk.info Nova wrote: it holds a JSON '
+            f'{type(entries).__name__}, not an object')
     return entries
-
-
-def _write_file(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
 
 
 def _write(info, entries, atomic):
     """One JSON line; ``atomic`` (Juno+) writes a tmp file and renames it."""
-    text = json.dumps(entries)
+    text = json.dumps(entries).encode()
     if atomic:
-        _write_file(tmp_name(info), text)
-        base.publish(tmp_name(info), info)
+        fd = safefs.create(tmp_name(info), safefs.NOVA_MODE)
     else:
-        _write_file(info, text)
+        fd = safefs.open_or_create(info, safefs.NOVA_MODE)
+        os.ftruncate(fd, 0)
+    with os.fdopen(fd, 'wb') as f:
+        f.write(text)
+    if atomic:
+        safefs.publish(tmp_name(info), info)
 
 
 def _record(info, disk, fmt, atomic):
@@ -75,13 +85,18 @@ def _record(info, disk, fmt, atomic):
 
 
 def _forget(info, disk, atomic):
-    entries = _read(info)
+    """Drop ``disk``'s entry; a disk.info that cannot be read holds none of
+    this run's (its execute refused it) and is left as it is."""
+    try:
+        entries = _read(info)
+    except (NotDiskInfo, safefs.UnsafePath):
+        return
     if entries.pop(disk, None) is None:
         return
     if entries:
         _write(info, entries, atomic)
     else:
-        base.remove(info)
+        safefs.remove(info)
 
 
 class RecordDiskFormat(base.ImageTask):
@@ -96,14 +111,14 @@ class RecordDiskFormat(base.ImageTask):
     source = 'imagebackend.Image.resolve_driver_format'
 
     def execute(self, info, disk, format, atomic):
-        base.ensure_parent(info)
+        safefs.directory(os.path.dirname(info))
         with lockutils.lock(info):
             fmt = format if format is not None else probe(disk)
             return _record(info, disk, fmt, atomic)
 
     def revert(self, info, disk, atomic, **_):
         with lockutils.lock(info):
-            base.remove(tmp_name(info))
+            safefs.remove(tmp_name(info))
             _forget(info, disk, atomic)
 
     def preview(self, info, disk, format, atomic, **_):

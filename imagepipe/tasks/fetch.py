@@ -22,9 +22,8 @@ from imagepipe import exception
 from imagepipe import sources
 from imagepipe.sources.base import CHUNK_SIZE
 from imagepipe.tasks import locks
+from imagepipe.tasks import safefs
 from imagepipe.tasks.base import ImageTask
-from imagepipe.tasks.base import ensure_parent
-from imagepipe.tasks.base import remove
 
 _ZEROS = bytes(CHUNK_SIZE)
 
@@ -49,18 +48,17 @@ class Fetch(ImageTask):
 
     def execute(self, image, glance, part, base, lock):
         with locks.held(lock):
-            if os.path.exists(base):
+            if safefs.existing_file(base, 'use it as the cached image'):
                 return {'cached': True, 'path': base}
             src = sources.open_image(image, glance)
-            ensure_parent(part)
-            with fileutils.remove_path_on_error(part):
+            with fileutils.remove_path_on_error(part, remove=safefs.remove):
                 size = download(src, part, self.report)
             return {'cached': False, 'path': part, 'size': size,
                     'disk_format': src.disk_format,
                     'checksum': list(src.checksum) if src.checksum else None}
 
     def revert(self, result, part, lock, **kwargs):
-        remove(part)
+        safefs.remove(part)
         locks.abandon(lock)
 
     def preview(self, image, part, base, **args):
@@ -78,7 +76,7 @@ class Fetch(ImageTask):
 
 def download(source, part, on_progress):
     """Write ``source`` into ``part`` durably; return its verified length."""
-    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = safefs.open_or_create(part, safefs.nova_mode(source.mode))
     try:
         with source.read(_resume_point(source, fd)) as stream:
             end = _receive(source, stream, fd, _Progress(

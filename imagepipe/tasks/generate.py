@@ -10,6 +10,7 @@ import os
 from imagepipe import tools
 from imagepipe.tasks import base
 from imagepipe.tasks import locks
+from imagepipe.tasks import safefs
 
 
 def tmp_name(target):
@@ -46,12 +47,13 @@ def swap_argvs(target, size_mb):
 def _generate(target, reuse, lock, argvs):
     """Run ``argvs`` (built for the tmp name), then publish the target."""
     with locks.held(lock):
-        created = not (reuse and os.path.exists(target))
+        created = not (reuse and safefs.existing_file(target, 'reuse it'))
         if created:
-            base.ensure_parent(target)
+            # the tools write into the file made here, keeping Nova's mode
+            os.close(safefs.create(tmp_name(target), safefs.NOVA_MODE))
             for argv in argvs:
                 tools.run(*argv)
-            base.publish(tmp_name(target), target)
+            safefs.publish(tmp_name(target), target)
         return {'path': target, 'created': created,
                 'size': os.path.getsize(target)}
 
@@ -59,9 +61,9 @@ def _generate(target, reuse, lock, argvs):
 def _discard(target, reuse, lock):
     """Revert: a cache target (``reuse``) stays, an instance disk goes."""
     locks.abandon(lock)
-    base.remove(tmp_name(target))
+    safefs.remove(tmp_name(target))
     if not reuse:
-        base.remove(target)
+        safefs.remove(target)
 
 
 def _plan(target, reuse, argvs):

@@ -7,13 +7,17 @@ task in between calls :func:`hold` again, so a process that resumes a run in
 the middle of a section takes the lock before it touches anything. The lock is
 an oslo.concurrency external lock (an fcntl lock file named like Nova's,
 ``$instances_path/locks/nova-<name>``), so a crashed holder releases it with
-its process.
+its process. The lock directory and file are checked first
+(:mod:`imagepipe.tasks.safefs`): the lock libraries open the file following
+links.
 """
 
 import contextlib
 import threading
 
 from oslo_concurrency import lockutils
+
+from imagepipe.tasks import safefs
 
 PREFIX = 'nova-'
 
@@ -29,9 +33,15 @@ def hold(name, lock_path, external=True):
     sem = lockutils.internal_lock(name)
     sem.acquire()
     ext = None
-    if external:
-        ext = lockutils.external_lock(name, PREFIX, lock_path)
-        ext.acquire()
+    try:
+        if external:
+            safefs.directory(lock_path)
+            safefs.existing_file(lock_file(name, lock_path), 'lock it')
+            ext = lockutils.external_lock(name, PREFIX, lock_path)
+            ext.acquire()
+    except BaseException:
+        sem.release()
+        raise
     with _guard:
         _held[name] = (sem, ext)
 

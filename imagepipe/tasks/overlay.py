@@ -6,6 +6,7 @@ from imagepipe import tools
 from imagepipe.tasks import base as task_base
 from imagepipe.tasks import locks
 from imagepipe.tasks import resize
+from imagepipe.tasks import safefs
 
 CLUSTER_NOTES = {
     'inherit': "cluster_size is the base's own, when qemu-img reports one "
@@ -39,11 +40,14 @@ def _cluster_size(choice, info):
 
 def _create(base_path, disk, base_format, cluster_size, size):
     backing = os.path.abspath(base_path)
+    mode = safefs.source_mode(backing)
     fmt, info = resize.inspect(backing, base_format)
     tmp = tmp_name(disk)
     cluster = _cluster_size(cluster_size, info)
+    # qemu-img writes into the file made here, keeping its mode
+    os.close(safefs.create(tmp, mode))
     tools.run(*create_argv(backing, fmt, cluster, tmp, size))
-    task_base.publish(tmp, disk)
+    safefs.publish(tmp, disk)
     # qemu-img makes exactly this size (a qcow2 one rounded up to 512 bytes),
     # so it is not read back with one more qemu-img info.
     virtual = info.virtual_size if size is None else -(-size // 512) * 512
@@ -69,13 +73,12 @@ class CreateOverlay(task_base.ImageTask):
 
     def execute(self, base, disk, base_format, cluster_size, size, lock):
         with locks.held(lock):
-            task_base.ensure_parent(disk)
             return _create(base, disk, base_format, cluster_size, size)
 
     def revert(self, disk, lock, **_):
         locks.abandon(lock)
-        task_base.remove(tmp_name(disk))
-        task_base.remove(disk)
+        safefs.remove(tmp_name(disk))
+        safefs.remove(disk)
 
     def preview(self, base, disk, base_format, cluster_size, size, done=None,
                 **_):

@@ -9,6 +9,7 @@ disk, and running out of space failed the spawn at once.
 from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import base
+from imagepipe.tasks import safefs
 
 ENOSPC = 'No space left on device'
 
@@ -36,13 +37,20 @@ def fallocate_argv(path, size):
 
 
 def _probe_problem(path, keep_size):
-    """What the probe printed or its failure; '' when fallocate works."""
+    """What the probe printed or its failure; '' when fallocate works.
+
+    fallocate makes the test file itself (that is what is probed): a
+    leftover of ours is removed first and a planted link refused.
+    """
+    safefs.existing_file(probe_file(path), 'let fallocate write through it')
+    safefs.remove(probe_file(path))
     code, _, err = tools.run(*probe_argv(path, keep_size), ok=None)
-    base.remove(probe_file(path))
+    safefs.remove(probe_file(path))
     return err.strip() or (f'exit status {code}' if code else '')
 
 
 def _fallocate(path, size):
+    safefs.existing_file(path, 'preallocate through it')
     try:
         tools.run(*fallocate_argv(path, size))
     except exception.ToolFailed as e:
@@ -78,7 +86,7 @@ class Preallocate(base.ImageTask):
         return {'preallocated': True, 'reason': f'{size} bytes reserved'}
 
     def revert(self, path, **_):
-        base.remove(probe_file(path))
+        safefs.remove(probe_file(path))
 
     def preview(self, path, size, probe_keep_size, **_):
         notes = [f'skipped if the probe on {probe_file(path)} fails',

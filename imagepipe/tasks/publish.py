@@ -8,8 +8,8 @@ import os
 
 from imagepipe import exception
 from imagepipe.tasks import locks
+from imagepipe.tasks import safefs
 from imagepipe.tasks.base import ImageTask
-from imagepipe.tasks.base import publish
 
 
 class Publish(ImageTask):
@@ -21,9 +21,10 @@ class Publish(ImageTask):
         with locks.held(lock):
             path = image['path']
             if path != base:
-                if os.path.exists(path):
-                    publish(path, base)
-                elif not os.path.exists(base):
+                if safefs.existing_file(path, 'publish it'):
+                    safefs.publish(path, base)
+                elif not safefs.existing_file(
+                        base, 'use it as the cached image'):
                     raise exception.RunError(
                         f'cannot publish {path}: neither it nor {base} '
                         'exists')

@@ -3,6 +3,7 @@ import filecmp
 import json
 import os
 import shutil
+import stat
 
 import pytest
 
@@ -99,11 +100,13 @@ def test_output_not_raw_rejected(qcow2_image, cache, tmp_path):
 
 
 def test_convert_failure(cache, tmp_path):
+    with open(cache['part'], 'wb') as f:
+        f.write(b'not a qcow2 image' * 100)
     with pytest.raises(exception.ImageUnacceptable,
                        match='unable to convert image to raw'):
         convert(cache, inspected(cache['part'], 'qcow2'))
     revert(cache, None)
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ['abc.part']
 
 
 def test_without_direct_io_falls_back_to_writeback(
@@ -165,3 +168,33 @@ def test_a_base_published_meanwhile_by_another_run_is_used(cache,
     assert result == {'converted': False, 'path': cache['base'],
                       'format': 'raw'}
     assert not os.path.exists(cache['converted'])
+
+
+@pytest.mark.parametrize('planted', ['abc.converted',
+                                     'abc.converted.directio'])
+def test_a_planted_link_is_refused(qcow2_image, cache, tmp_path, planted):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'keep')
+    shutil.copy(qcow2_image, cache['part'])
+    os.symlink(victim, tmp_path / planted)
+
+    with pytest.raises(exception.ImagepipeError,
+                       match=f'^{tmp_path}/{planted} is a symbolic link: '
+                             'refusing to'):
+        convert(cache, inspected(cache['part'], 'qcow2'))
+    revert(cache, None)
+
+    assert victim.read_bytes() == b'keep'
+    assert os.path.islink(tmp_path / planted)
+
+
+def test_the_output_is_never_more_readable_than_the_download(qcow2_image,
+                                                             cache):
+    shutil.copy(qcow2_image, cache['part'])
+    os.chmod(cache['part'], 0o600)
+    old = os.umask(0)
+    try:
+        convert(cache, inspected(cache['part'], 'qcow2'))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(cache['converted']).st_mode) == 0o600

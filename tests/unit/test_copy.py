@@ -1,6 +1,7 @@
 import filecmp
 import json
 import os
+import stat
 import subprocess
 
 import pytest
@@ -9,6 +10,7 @@ from taskflow import task
 from taskflow.patterns import linear_flow
 from taskflow.types import failure
 
+from imagepipe import exception
 from imagepipe.tasks import copy
 from imagepipe.tasks import locks
 from imagepipe.tasks import resize
@@ -196,3 +198,71 @@ def test_plan_shows_the_copy_into_a_temporary_name():
     assert shown['creates'] == ['/b/abc_1']
     assert shown['source'] == 'libvirt.utils.copy_image'
     assert any('removed if one of copy fails' in n for n in shown['notes'])
+
+
+def test_a_link_at_the_temporary_name_is_refused(raw_image, tmp_path):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'keep')
+    dest = str(tmp_path / 'disk')
+    os.symlink(victim, dest + '.tmp')
+
+    with pytest.raises(exception.ImagepipeError,
+                       match=f'^{dest}.tmp is a symbolic link: refusing to '
+                             'write through it$'):
+        run(raw_image, dest)
+    revert(raw_image, dest, FAILED, {'copy': FAILED})
+
+    assert victim.read_bytes() == b'keep'
+    assert os.path.islink(dest + '.tmp') and not os.path.exists(dest)
+
+
+def test_a_linked_cache_entry_is_not_reused(raw_image, tmp_path):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'keep')
+    os.symlink(victim, tmp_path / 'abc_1')
+
+    with pytest.raises(exception.ImagepipeError,
+                       match='abc_1 is a symbolic link: refusing to reuse '
+                             'it$'):
+        run(raw_image, str(tmp_path / 'abc_1'), reuse=True,
+            cache_scope=['copy'])
+    assert victim.read_bytes() == b'keep'
+
+
+def test_a_linked_source_is_not_copied(raw_image, tmp_path):
+    os.symlink(raw_image, tmp_path / 'abc')
+
+    with pytest.raises(exception.ImagepipeError,
+                       match='abc is a symbolic link: refusing to make a '
+                             'file from it$'):
+        run(str(tmp_path / 'abc'), str(tmp_path / 'disk'))
+    assert not os.path.exists(tmp_path / 'disk')
+
+
+@pytest.mark.parametrize('source, made', [(0o600, 0o600), (0o644, 0o644),
+                                          (0o666, 0o644)])
+def test_the_copy_is_never_more_readable_than_its_source(
+        raw_image, tmp_path, source, made):
+    src = tmp_path / 'abc'
+    src.write_bytes(b'\0' * 4096)
+    os.chmod(src, source)
+    old = os.umask(0)
+    try:
+        run(str(src), str(tmp_path / 'disk'))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / 'disk').st_mode) == made
+
+
+def test_a_revert_that_cannot_remove_the_disk_says_so(raw_image, tmp_path):
+    dest = str(tmp_path / 'disk')
+    result = run(raw_image, dest)
+    if subprocess.run(['chattr', '+i', dest]).returncode:
+        pytest.skip('chattr +i is not possible here')
+    try:
+        with pytest.raises(exception.ImagepipeError) as raised:
+            revert(raw_image, dest, result, {'later': FAILED})
+    finally:
+        subprocess.run(['chattr', '-i', dest], check=True)
+    assert str(raised.value) == (f'could not remove {dest} (Operation not '
+                                 'permitted): remove it by hand')

@@ -87,12 +87,54 @@ def test_refuses_to_overwrite_a_different_value(tmp_path):
     assert content(info) == {str(disk): 'raw'}
 
 
-def test_refuses_a_file_that_is_not_a_json_object(tmp_path):
+@pytest.mark.parametrize('text, reason', [
+    (b'[1, 2]', 'it holds a JSON list, not an object'),
+    (b'{"disk": ', 'Expecting value: line 1 column 10 (char 9)'),
+    (b'\xff\xfe garbage', "'utf-8' codec can't decode byte 0xff in "
+                         'position 0: invalid start byte'),
+])
+def test_refuses_what_nova_did_not_write_and_reverts(tmp_path, text, reason):
     info = tmp_path / 'disk.info'
-    info.write_text('[1, 2]')
+    info.write_bytes(text)
 
-    with pytest.raises(exception.ImageUnacceptable, match='JSON object'):
+    with pytest.raises(exception.ImagepipeError) as raised:
         record(info, tmp_path / 'disk')
+    assert str(raised.value) == (f'{info} is not a disk.info Nova wrote: '
+                                 f'{reason}')
+
+    forget(info, tmp_path / 'disk', result=FAILED)  # does not raise
+    assert info.read_bytes() == text
+    assert os.listdir(tmp_path) == ['disk.info']
+
+
+@pytest.mark.parametrize('atomic, planted', [(True, 'disk.info.tmp'),
+                                             (False, 'disk.info')])
+def test_a_planted_link_is_not_written_through(tmp_path, atomic, planted):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'{}')
+    before = os.stat(victim)
+    (tmp_path / 'inst').mkdir()
+    info = tmp_path / 'inst' / 'disk.info'
+    os.symlink(victim, tmp_path / 'inst' / planted)
+
+    with pytest.raises(exception.ImagepipeError,
+                       match=f'^{tmp_path}/inst/{planted} is a symbolic '
+                             'link: refusing to'):
+        record(info, tmp_path / 'inst' / 'disk', atomic=atomic)
+    forget(info, tmp_path / 'inst' / 'disk', atomic=atomic, result=FAILED)
+
+    assert victim.read_bytes() == b'{}'
+    assert os.stat(victim).st_mtime_ns == before.st_mtime_ns
+    assert os.path.islink(tmp_path / 'inst' / planted)
+
+
+def test_mode_is_novas_whatever_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        record(tmp_path / 'disk.info', tmp_path / 'disk')
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / 'disk.info').st_mode & 0o777 == 0o644
 
 
 def test_revert_removes_our_entry_then_the_file(tmp_path):

@@ -1,9 +1,11 @@
 import json
 import os
+import stat
 
 import pytest
 from taskflow.types import failure
 
+from imagepipe import exception
 from imagepipe.tasks import generate
 from imagepipe.tasks import locks
 from tests import images
@@ -102,3 +104,31 @@ def test_plan_shows_create_then_format():
         ['mkfs.ext3', '-F', '-L', 'ephemeral0', '/b/ephemeral_1_default.tmp']]
     assert swap['command'][1] == ['mkswap', '/i/disk.swap.tmp']
     assert swap['creates'] == ['/i/disk.swap']
+
+
+def test_novas_mode_whatever_the_umask(tmp_path):
+    target = str(tmp_path / 'disk.swap')
+    old = os.umask(0o077)
+    try:
+        generate.CreateSwap('swap').execute(**swap_args(target))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+
+
+@pytest.mark.parametrize('planted, reuse, doing', [
+    ('swap_16.tmp', False, 'write through it'),
+    ('swap_16', True, 'reuse it'),
+])
+def test_a_planted_link_is_refused(tmp_path, planted, reuse, doing):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'keep')
+    os.symlink(victim, tmp_path / planted)
+    target = str(tmp_path / 'swap_16')
+
+    with pytest.raises(exception.ImagepipeError,
+                       match=f'^{tmp_path}/{planted} is a symbolic link: '
+                             f'refusing to {doing}$'):
+        generate.CreateSwap('swap').execute(**swap_args(target, reuse))
+
+    assert victim.read_bytes() == b'keep'

@@ -1,9 +1,12 @@
 import json
 import os
+import stat
+import subprocess
 
 import pytest
 from taskflow.types import failure
 
+from imagepipe import exception
 from imagepipe.tasks import locks
 from imagepipe.tasks import overlay
 from tests import images
@@ -114,3 +117,58 @@ def test_a_finished_overlay_shows_what_it_ran(raw_image, tmp_path):
     assert 'cluster_size=<cluster size of the base>' in planned
     assert 'cluster_size' not in ran
     assert f'backing_file={raw_image},backing_fmt=raw ' in ran
+
+
+def test_a_link_at_the_temporary_name_is_refused(raw_image, tmp_path):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'keep')
+    disk = str(tmp_path / 'disk')
+    os.symlink(victim, disk + '.tmp')
+
+    with pytest.raises(exception.ImagepipeError,
+                       match=f'^{disk}.tmp is a symbolic link: refusing to '
+                             'write through it$'):
+        create(raw_image, disk)
+    overlay.CreateOverlay('overlay').revert(result=FAILED, **args(
+        raw_image, disk))
+
+    assert victim.read_bytes() == b'keep' and os.path.islink(disk + '.tmp')
+
+
+def test_the_overlay_is_never_more_readable_than_its_base(tmp_path):
+    base = tmp_path / 'base'
+    base.write_bytes(b'\0' * MiB)
+    os.chmod(base, 0o640)
+    old = os.umask(0)
+    try:
+        create(str(base), str(tmp_path / 'disk'), base_format='raw')
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / 'disk').st_mode) == 0o640
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 4 MiB tmpfs, made read-only later by the test."""
+    mnt = tmp_path / 'mnt'
+    mnt.mkdir()
+    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs',
+                           str(mnt)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f'cannot mount a tmpfs here: {done.stderr.strip()}')
+    yield mnt
+    subprocess.run(['umount', str(mnt)], check=True)
+
+
+def test_a_revert_on_a_read_only_filesystem_says_what_is_left(raw_image,
+                                                              small_fs):
+    disk = str(small_fs / 'vm1' / 'disk')
+    create(raw_image, disk)
+    subprocess.run(['mount', '-o', 'remount,ro', str(small_fs)], check=True)
+
+    with pytest.raises(exception.ImagepipeError) as raised:
+        overlay.CreateOverlay('overlay').revert(result=FAILED, **args(
+            raw_image, disk))
+
+    assert str(raised.value) == (f'could not remove {disk} (Read-only file '
+                                 'system): remove it by hand')

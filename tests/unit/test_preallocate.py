@@ -107,3 +107,22 @@ def test_plan_shows_probe_then_fallocate():
     assert shown['command'] == [
         ['fallocate', '-l', '1', '/i/disk.fallocate_test'],
         ['fallocate', '-n', '-l', '100', '/i/disk']]
+
+
+@pytest.mark.parametrize('planted, doing', [
+    ('disk.fallocate_test', 'let fallocate write through it'),
+    ('disk', 'preallocate through it'),
+])
+def test_a_planted_link_is_refused(tmp_path, planted, doing):
+    victim = sparse_file(tmp_path / 'victim', MiB)
+    if planted != 'disk':
+        sparse_file(tmp_path / 'disk', MiB)
+    os.symlink(victim, tmp_path / planted)
+
+    with pytest.raises(exception.ImagepipeError,
+                       match=f'^{tmp_path}/{planted} is a symbolic link: '
+                             f'refusing to {doing}$'):
+        run(str(tmp_path / 'disk'), 8 * MiB)
+
+    assert os.path.getsize(victim) == MiB and images.allocated(victim) == 0
+    assert os.path.islink(tmp_path / planted)

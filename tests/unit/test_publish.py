@@ -77,3 +77,24 @@ def test_describe():
     assert shown['removes'] == ['<path of convert>']
     assert shown['notes'][0].startswith('mv <path of convert> h ')
     assert json.loads(json.dumps(shown)) == shown
+
+
+@pytest.mark.parametrize('planted, doing', [
+    ('abc', 'rename over it'),
+    ('abc.converted', 'publish it'),
+])
+def test_a_planted_link_is_refused(paths, planted, doing):
+    victim = paths['dir'] / 'victim'
+    victim.write_bytes(b'keep')
+    if planted == 'abc':
+        with open(paths['converted'], 'wb') as f:
+            f.write(b'image')
+    os.symlink(victim, paths['dir'] / planted)
+
+    with pytest.raises(exception.ImagepipeError,
+                       match=f'{planted} is a symbolic link: refusing to '
+                             f'{doing}$'):
+        publish(paths, {'path': paths['converted'], 'format': 'raw'})
+
+    assert victim.read_bytes() == b'keep'
+    assert os.path.islink(paths['dir'] / planted)
