@@ -13,6 +13,7 @@ links.
 """
 
 import contextlib
+import os
 import threading
 
 from oslo_concurrency import lockutils
@@ -23,6 +24,12 @@ PREFIX = 'nova-'
 
 _held = {}
 _guard = threading.Lock()
+
+
+def lock_file(name, lock_path):
+    """The file oslo.concurrency locks for ``name``: Nova's lock file name
+    (``nova-`` and the name, ``/`` turned into ``_``) in ``lock_path``."""
+    return os.path.join(lock_path, PREFIX + name.replace(os.sep, '_'))
 
 
 def hold(name, lock_path, external=True):
