@@ -5,13 +5,16 @@ then a line a step, then a summary; ``--format json`` prints one object at
 the end instead. ``runs`` lists unfinished runs (crashed, suspended, never
 started, or stopped by a storage failure; ``--all`` adds the finished ones),
 ``show RUN`` a run's steps, both as a table or as JSON. ``resume RUN``
-continues a crashed or suspended run from its last finished step, or retries
-a reverted one from the start (a cache a step published is reused);
-``resume --all`` does so for every unfinished run nobody is driving.
+continues a crashed or suspended run from its last finished step, finishes
+the revert of a run whose revert stopped, or retries a reverted one from the
+start (a cache a step published is reused); ``resume --all`` does so for
+every unfinished run nobody is driving.
 
 Exit status: 0 the run succeeded; 1 it failed (one line on stderr names the
-step and the error; the run was reverted unless it says otherwise); 2
-nothing was done: bad usage or configuration, or a refusal (the instance
+step and the error; the run was reverted unless the line names the step its
+revert stopped at), or the run database failed under a run (the line names
+the run to resume); 2 nothing was done: bad usage or configuration, a run
+database that is not usable, or a refusal (the instance
 already has a disk the flow would create, or another run of it is
 unfinished or being driven; the run is driven by another process; the
 installed code no longer builds the graph the run was made with); 130 the
