@@ -152,7 +152,8 @@ def retry_reverts(runs, fd):
         ad.state = states.REVERTING
         if ad.failure is None:
             ad.results = ad.meta.get(EXECUTED)
-    runs.save_steps(failed)
+    if failed:
+        runs.save_steps(failed)
     return [ad.name for ad in failed]
 
 
