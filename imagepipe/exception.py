@@ -43,9 +43,23 @@ class NoSpace(ImagepipeError):
     """Not enough room on the host for the disk (ENOSPC, volume group full)."""
 
 
+class ToolOutOfSpace(ToolFailed, NoSpace):
+    """An external command failed because its output's filesystem is full."""
+
+
 class NotSupported(ImagepipeError):
     """A configuration Nova accepted that imagepipe cannot run here."""
 
 
 class RunError(ImagepipeError):
     """A run cannot be resumed or found as asked."""
+
+
+class Refused(RunError):
+    """A run was not started or resumed; nothing was done."""
+
+    exit_code = 2
+
+
+class DatabaseUnusable(ConfigError):
+    """The run database cannot be opened, read or written."""

@@ -20,6 +20,7 @@ its ``qemu-img convert`` writing into the file that the resumed run writes
 again.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -78,10 +79,18 @@ def _wrapped(cmd, prlimit=None):
     return (require('setpriv'), '--pdeathsig', 'KILL', '--', *argv)
 
 
+#: how a tool (through strerror) says that it hit ENOSPC
+ENOSPC = os.strerror(errno.ENOSPC)
+
+
 def _failure(cmd, exit_code, stderr):
+    """ToolFailed with the tool's last error line; ToolOutOfSpace (also a
+    NoSpace) when the tool said its filesystem was full."""
     lines = [ln.strip() for ln in (stderr or '').splitlines() if ln.strip()]
     detail = lines[-1] if lines else 'no error output'
-    return exception.ToolFailed(
+    cls = (exception.ToolOutOfSpace if ENOSPC in (stderr or '')
+           else exception.ToolFailed)
+    return cls(
         f'{" ".join(cmd)} failed with exit status {exit_code}: {detail}')
 
 

@@ -6,5 +6,5 @@ from imagepipe.cmd import output
 def run(args, ctx):
     rows = ctx.rconf.items()
     output.emit(args.format, rows, [('option', 'OPTION'), ('value', 'VALUE'),
-                                    ('source', 'SOURCE')])
+                                    ('source', 'SOURCE'), ('note', 'NOTE')])
     return 0

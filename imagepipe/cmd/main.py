@@ -49,13 +49,18 @@ def build_conf():
 
 def parse(argv):
     conf = build_conf()
-    try:
-        conf(argv, project='imagepipe', prog='imagepipe',
-             default_config_files=[], default_config_dirs=[])
-    except cfg.Error as e:
-        raise exception.ConfigError(str(e).strip().splitlines()[0]) from None
+    loader.parse_args(conf, argv, prog='imagepipe')
     setup_logging(conf)
     return conf
+
+
+class _OwnLinesOnly(logging.Filter):
+    """Keeps taskflow's records (a failed engine logs a traceback) off the
+    console: the command prints the one line that matters. The log file and
+    --debug keep them."""
+
+    def filter(self, record):
+        return not record.name.startswith('taskflow')
 
 
 def setup_logging(conf):
@@ -75,7 +80,16 @@ def setup_logging(conf):
                           '%(levelname)s: %(message)s')
     log_conf.set_override('logging_context_format_string',
                           '%(levelname)s: %(message)s')
-    log.setup(log_conf, 'imagepipe')
+    try:
+        log.setup(log_conf, 'imagepipe')
+    except OSError as e:
+        raise exception.ConfigError(
+            f'[imagepipe] log_file {conf.imagepipe.log_file} cannot be '
+            f'opened: {e.strerror}') from None
+    if not conf.debug:
+        for handler in logging.getLogger().handlers:
+            if getattr(handler, 'stream', None) is sys.stderr:
+                handler.addFilter(_OwnLinesOnly())
 
 
 def release_config(conf):

@@ -64,6 +64,7 @@ def warn(lines):
 def plan(args, ctx):
     flow, kwargs = build_flow(args, ctx)
     warn(flows.warnings(kwargs['release'], kwargs['settings']))
+    warn(ctx.rconf.ignored())
     if args.format == 'dot':
         print(dot(flow))
         return 0

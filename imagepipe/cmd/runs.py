@@ -5,13 +5,16 @@ then a line a step, then a summary; ``--format json`` prints one object at
 the end instead. ``runs`` lists unfinished runs (crashed, suspended, never
 started, or stopped by a storage failure; ``--all`` adds the finished ones),
 ``show RUN`` a run's steps, both as a table or as JSON. ``resume RUN``
-continues a crashed or suspended run from its last finished step, or retries
-a reverted one from the start (a cache a step published is reused);
-``resume --all`` does so for every unfinished run nobody is driving.
+continues a crashed or suspended run from its last finished step, finishes
+the revert of a run whose revert stopped, or retries a reverted one from the
+start (a cache a step published is reused); ``resume --all`` does so for
+every unfinished run nobody is driving.
 
 Exit status: 0 the run succeeded; 1 it failed (one line on stderr names the
-step and the error; the run was reverted unless it says otherwise); 2
-nothing was done: bad usage or configuration, or a refusal (the instance
+step and the error; the run was reverted unless the line names the step its
+revert stopped at), or the run database failed under a run (the line names
+the run to resume); 2 nothing was done: bad usage or configuration, a run
+database that is not usable, or a refusal (the instance
 already has a disk the flow would create, or another run of it is
 unfinished or being driven; the run is driven by another process; the
 installed code no longer builds the graph the run was made with); 130 the
@@ -30,23 +33,34 @@ from taskflow import states
 
 from imagepipe import exception
 from imagepipe import libvirt
+from imagepipe.cmd import outcome
 from imagepipe.cmd import output
 from imagepipe.cmd import plan as plan_cmd
+from imagepipe.runner import guards
 from imagepipe.runner import listeners
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
+from imagepipe.runner import store as run_store
 
-#: exit status of a run suspended by SIGINT or SIGTERM
-SUSPENDED_EXIT = 130
+
+def _connection(ctx):
+    return ctx.rconf.conf.imagepipe.connection
 
 
 def _store(ctx):
-    return runs.RunStore(persistence.open_backend(
-        ctx.rconf.conf.imagepipe.connection))
+    return run_store.RunStore(persistence.open_backend(_connection(ctx)))
 
 
 def _lock_dir(ctx):
-    return os.path.join(ctx.rconf.value('state_path'), 'locks')
+    return guards.lock_dir(_connection(ctx), ctx.rconf.value('state_path'))
+
+
+def _database(handler):
+    """``handler`` with the run database's failures as one error line."""
+    def checked(args, ctx):
+        with persistence.usable(_connection(ctx)):
+            return handler(args, ctx)
+    return checked
 
 
 def _console(engine):
@@ -60,87 +74,7 @@ def _listeners(fmt):
     return made
 
 
-def _report(store, run_id, flow, fmt, state, step, error):
-    """Print what a drive ended in; return the exit status."""
-    fd = store.get(run_id)
-    steps = step_rows(fd, flow)
-    if fmt == 'json':
-        output.as_json({'run': run_id, 'state': state, 'failed_step': step,
-                        'error': error, 'steps': steps,
-                        'files': files_made(steps)})
-    elif state == states.SUCCESS:
-        print_summary(steps)
-    return _outcome(run_id, state, step, error)
-
-
-def _interrupted(run_id):
-    print(f'imagepipe: run {run_id} stopped in the middle of a step: '
-          f'continue it with "imagepipe resume {run_id}"', file=sys.stderr)
-    return SUSPENDED_EXIT
-
-
-def _outcome(run_id, state, step, error):
-    if state == states.SUCCESS:
-        return 0
-    if state == states.SUSPENDED:
-        print(f'imagepipe: run {run_id} suspended: continue it with '
-              f'"imagepipe resume {run_id}"', file=sys.stderr)
-        return SUSPENDED_EXIT
-    verb = ('failed and was reverted' if state == states.REVERTED
-            else f'failed and stopped in state {state}')
-    where = f' at step {step}' if step else ''
-    print(f'imagepipe: error: run {run_id} {verb}{where}: {error}',
-          file=sys.stderr)
-    return 1
-
-
-def step_rows(fd, flow=None):
-    """Each step's state, duration, result and error, in flow order."""
-    details = {ad.name: ad for ad in fd}
-    names = [a.name for a in flow] if flow is not None else list(details)
-    rows = []
-    for name in names:
-        ad = details.get(name)
-        if ad is None:
-            rows.append({'step': name, 'state': states.PENDING})
-            continue
-        rows.append({
-            'step': name, 'state': ad.state,
-            'duration': round(ad.meta.get('duration', 0.0), 3)
-            if 'duration' in ad.meta else None,
-            'result': ad.results if ad.state == states.SUCCESS else None,
-            'error': runs.error_line(ad.failure) if ad.failure else None,
-        })
-    return rows
-
-
-def files_made(steps):
-    """Files named in step results that exist: path, size, allocated."""
-    seen, files = set(), []
-    for row in steps:
-        result = row.get('result')
-        path = result.get('path') if isinstance(result, dict) else None
-        if not path or path in seen or not os.path.exists(path):
-            continue
-        seen.add(path)
-        st = os.stat(path)
-        files.append({'path': path, 'size': st.st_size,
-                      'allocated': st.st_blocks * 512})
-    return files
-
-
-def print_summary(steps):
-    print()
-    output.table([{**r, 'duration': f"{r['duration']:.2f}s"
-                   if r.get('duration') is not None else None}
-                  for r in steps],
-                 [('step', 'STEP'), ('state', 'STATE'),
-                  ('duration', 'TIME')])
-    print()
-    output.table(files_made(steps), [('path', 'FILE'), ('size', 'SIZE'),
-                                     ('allocated', 'ALLOCATED')])
-
-
+@_database
 def run(args, ctx):
     flow, kwargs = plan_cmd.build_flow(args, ctx)
     store = _store(ctx)
@@ -152,12 +86,17 @@ def run(args, ctx):
             print(f'run {run_id}', flush=True)
 
     try:
-        run_id, state, step, error = runs.start(
-            store, kwargs, flow, _lock_dir(ctx),
-            listeners=_listeners(args.format), announce=announce)
+        with persistence.usable(_connection(ctx)):
+            run_id, state, step, error = runs.start(
+                store, kwargs, flow, _lock_dir(ctx),
+                listeners=_listeners(args.format), announce=announce)
     except runs.Interrupted:
-        return _interrupted(started[0])
-    return _report(store, run_id, flow, args.format, state, step, error)
+        return outcome.interrupted(started[0])
+    except exception.DatabaseUnusable as e:
+        if not started:
+            raise
+        return outcome.stopped(started[0], e)
+    return outcome.report(store, run_id, flow, args.format, state, step, error)
 
 
 def _duration(meta):
@@ -170,22 +109,34 @@ def _duration(meta):
 
 def _run_row(fd, lock_dir):
     meta = fd.meta.get('imagepipe', {})
-    state = runs.state_of(fd)
+    state = run_store.state_of(fd)
     return {'id': fd.uuid, 'release': meta.get('release'),
             'image': meta.get('image'), 'instance': meta.get('instance'),
             'state': state,
-            'active': (state not in runs.FINISHED
-                       and runs.is_active(fd.uuid, lock_dir)),
+            'active': (state not in run_store.FINISHED
+                       and guards.is_active(fd.uuid, lock_dir)),
             'started': meta.get('started'), 'duration': _duration(meta),
             'failed_step': meta.get('failed_step'),
-            'error': meta.get('error')}
+            'error': meta.get('error'),
+            'revert_step': meta.get('revert_step'),
+            'revert_error': meta.get('revert_error')}
 
 
+def _error_cell(row):
+    if not row['revert_error']:
+        return row['error']
+    return (f"{row['error']}; revert stopped at {row['revert_step']}: "
+            f"{row['revert_error']}")
+
+
+@_database
 def runs_list(args, ctx):
     lock_dir = _lock_dir(ctx)
     rows = [_run_row(fd, lock_dir) for fd in _store(ctx).all()
-            if args.all or runs.state_of(fd) not in runs.FINISHED]
+            if args.all or run_store.state_of(fd) not in run_store.FINISHED]
     rows.sort(key=lambda r: r['started'] or '')
+    if args.format != 'json':
+        rows = [{**r, 'error': _error_cell(r)} for r in rows]
     output.emit(args.format, rows, [
         ('id', 'RUN'), ('release', 'RELEASE'), ('image', 'IMAGE'),
         ('instance', 'INSTANCE'), ('state', 'STATE'), ('active', 'ACTIVE'),
@@ -215,11 +166,12 @@ def _libvirt(args, fd):
     return 0
 
 
+@_database
 def show(args, ctx):
     fd = _store(ctx).find(args.run)
     if args.libvirt_xml or args.domain:
         return _libvirt(args, fd)
-    rows = step_rows(fd)
+    rows = outcome.step_rows(fd)
     row = _run_row(fd, _lock_dir(ctx))
     if args.format == 'json':
         output.as_json({'run': fd.uuid, **fd.meta.get('imagepipe', {}),
@@ -233,6 +185,8 @@ def show(args, ctx):
     if meta.get('error'):
         step = meta.get('failed_step')
         print(f"error{f' at step {step}' if step else ''}: {meta['error']}")
+    if meta.get('revert_error'):
+        print(outcome.revert_left(fd.uuid, meta))
     output.table([{**r, 'result': json.dumps(r['result'])
                    if r.get('result') is not None else None} for r in rows],
                  [('step', 'STEP'), ('state', 'STATE'),
@@ -248,20 +202,28 @@ def _resume_one(ctx, store, fd):
     flow = runs.rebuild(fd)
 
     def announce(current):
-        verb = ('retrying it from the start'
-                if current.state == states.REVERTED else 'resuming')
-        print(f'run {current.uuid} ({runs.state_of(current)}): {verb}',
+        if current.state == states.REVERTED:
+            verb = 'retrying it from the start'
+        elif current.meta.get('imagepipe', {}).get('revert_error'):
+            verb = 'finishing its revert'
+        else:
+            verb = 'resuming'
+        print(f'run {current.uuid} ({run_store.state_of(current)}): {verb}',
               flush=True)
 
     try:
-        state, step, error = runs.drive(
-            store, fd, flow, _lock_dir(ctx),
-            listeners=_listeners('table'), announce=announce)
+        with persistence.usable(_connection(ctx)):
+            state, step, error = runs.drive(
+                store, fd, flow, _lock_dir(ctx),
+                listeners=_listeners('table'), announce=announce)
     except runs.Interrupted:
-        return _interrupted(fd.uuid)
-    return _report(store, fd.uuid, flow, 'table', state, step, error)
+        return outcome.interrupted(fd.uuid)
+    except exception.DatabaseUnusable as e:
+        return outcome.stopped(fd.uuid, e)
+    return outcome.report(store, fd.uuid, flow, 'table', state, step, error)
 
 
+@_database
 def resume(args, ctx):
     store = _store(ctx)
     if args.all == bool(args.run):
@@ -271,15 +233,15 @@ def resume(args, ctx):
     lock_dir = _lock_dir(ctx)
     status = 0
     for fd in store.all():
-        if runs.state_of(fd) in runs.FINISHED:
+        if run_store.state_of(fd) in run_store.FINISHED:
             continue
-        if runs.is_active(fd.uuid, lock_dir):
+        if guards.is_active(fd.uuid, lock_dir):
             print(f'run {fd.uuid} is being driven by another process: '
                   'skipped')
             continue
         try:
             status = max(status, _resume_one(ctx, store, fd))
-        except runs.Refused as e:
+        except exception.Refused as e:
             print(f'imagepipe: error: {e}', file=sys.stderr)
             status = max(status, e.exit_code)
     return status

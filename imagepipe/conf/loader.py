@@ -58,6 +58,16 @@ def register_base(conf):
     conf.register_cli_opts(CLI_OPTS)
 
 
+def parse_args(conf, argv, **kwargs):
+    """``conf(argv)`` for imagepipe: no default files, errors as one line."""
+    conf_files.check_given(argv)
+    try:
+        conf(argv, project='imagepipe', default_config_files=[],
+             default_config_dirs=[], **kwargs)
+    except cfg.Error as e:
+        raise exception.ConfigError(str(e).strip().splitlines()[0]) from None
+
+
 def selected_release(conf):
     """The release asked for: --release, else [imagepipe] release."""
     return conf.release or conf.imagepipe.release
@@ -117,9 +127,26 @@ class ReleaseConfig:
         for opt in self.options:
             group, o = oslo_opt(opt, options_release)
             conf.register_opt(o, group=group)
+        self._check_own()
         self.warnings = list(self._retired_names())
         for line in self.warnings:
             LOG.warning(line)
+
+    def _check_own(self):
+        """Every [imagepipe] value read once, a bad one refused as one line
+        naming it (oslo.config checks a value when it is first read)."""
+        for o in IMAGEPIPE_OPTS:
+            try:
+                self.conf.imagepipe[o.dest]
+            except (cfg.ConfigFileValueError, ValueError) as e:
+                found = self.files.where([options.Spelling(
+                    IMAGEPIPE_GROUP, o.name, releases.RELEASES[0])])
+                raw, where = (repr(found[2]), f' in {found[0]}') if found \
+                    else ('', '')
+                why = str(e).rsplit('is not valid: ', 1)[-1].strip()
+                raise exception.ConfigError(
+                    f'invalid value {raw} for [imagepipe] {o.name}{where}: '
+                    f'{why[:1].lower()}{why[1:]}') from None
 
     def _retired_names(self):
         for opt in options.OPTIONS:
@@ -173,19 +200,32 @@ class ReleaseConfig:
             return f'{path} {spelling.label}'
         return f'{path} {spelling.label} (deprecated name)'
 
+    def ignored(self):
+        """One line for each option set to a value imagepipe reads but
+        does not apply, saying why."""
+        return [f'{opt.spelling_in(self.options_release).label} = '
+                f'{self.value(opt.key)} is read but ignored: {opt.ignored}'
+                for opt in self.options
+                if opt.ignored and self.value(opt.key) != opt.attribute(
+                    'default', self.options_release)]
+
     def items(self):
-        """Every option of the release: key, name, value, source."""
+        """Every option of the release: key, name, value, source, note
+        (why imagepipe ignores it, if it does)."""
         rows = []
         for opt in self.options:
             own = opt.spelling_in(self.options_release)
             rows.append({'key': opt.key, 'option': own.label,
                          'value': self.value(opt.key),
-                         'source': self.source(opt.key)})
+                         'source': self.source(opt.key),
+                         'note': f'ignored: {opt.ignored}' if opt.ignored
+                         else None})
         for o in IMAGEPIPE_OPTS:
             value = (self.release if o.dest == 'release'
                      else self.conf.imagepipe[o.dest])
             rows.append({'key': o.dest, 'option': f'[imagepipe] {o.name}',
-                         'value': value, 'source': self._own_source(o)})
+                         'value': value, 'source': self._own_source(o),
+                         'note': None})
         return rows
 
     def _own_source(self, o):
@@ -207,10 +247,6 @@ def load(config_files=(), config_dir=None, release=None, args=()):
         argv += ['--release', release]
     conf = cfg.ConfigOpts()
     register_base(conf)
-    try:
-        conf(argv, project='imagepipe', default_config_files=[],
-             default_config_dirs=[])
-    except cfg.Error as e:
-        raise exception.ConfigError(str(e).splitlines()[0]) from None
+    parse_args(conf, argv)
     return ReleaseConfig(conf, selected_release(conf))
 

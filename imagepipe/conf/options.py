@@ -61,6 +61,8 @@ class Option:
     choices: tuple | None = None
     per_release: tuple = ()
     sample_default: str | None = None
+    #: why imagepipe reads the option but does not apply it (None: applied)
+    ignored: str | None = None
 
     def spelling_in(self, release):
         for s in self.spellings:
@@ -172,7 +174,11 @@ OPTIONS = (
            (_one('DEFAULT', 'disable_process_locking', 'essex', 'juno',
                  'gazpacho'),
             _one('oslo_concurrency', 'disable_process_locking',
-                 'gazpacho'))),
+                 'gazpacho')),
+           ignored='the image cache locks stay lock files: every imagepipe '
+                   'run is a process of its own, and with in-process locks '
+                   'two runs would download into one .part (the option '
+                   'served the threads of one nova-compute)'),
     Option('my_ip', 'str', None,
            "This host's IP address (the default Glance host).",
            (_one('DEFAULT', 'my_ip', 'essex'),),

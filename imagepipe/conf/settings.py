@@ -41,11 +41,22 @@ def glance_endpoints(values):
     return [s if '://' in s else f'{protocol}://{s}' for s in servers]
 
 
+def _require_directory(rconf, values, key):
+    """An empty path option would mean the current directory (or ``/``
+    once joined): refused."""
+    if not (values[key] or '').strip():
+        raise exception.ConfigError(
+            f'{key} is empty ({rconf.source(key)}): it must name a '
+            'directory')
+
+
 def snapshot(rconf):
     """JSON settings of ``rconf`` (a loader.ReleaseConfig)."""
     values = {o.key: None for o in options.OPTIONS}
     for opt in rconf.options:
         values[opt.key] = rconf.value(opt.key)
+    for key in ('state_path', 'instances_path'):
+        _require_directory(rconf, values, key)
     own = rconf.conf.imagepipe
     values.update(
         release=rconf.release,

@@ -75,8 +75,10 @@ class Context:
         self.deep = not settings.get('disable_deep_image_inspection')
 
     def lock(self, name, last):
-        return {'name': name, 'path': self.paths.locks,
-                'external': not self.settings['disable_process_locking'],
+        """A lock file whatever disable_process_locking says: every run is
+        a process of its own, and the image cache is shared between them
+        (an in-process lock would let two runs write one ``.part``)."""
+        return {'name': name, 'path': self.paths.locks, 'external': True,
                 'last': last}
 
     def copy_lock_name(self, is_path):

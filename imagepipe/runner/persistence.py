@@ -24,6 +24,9 @@ from imagepipe import exception
 #: sqlite:// (in memory), sqlite:///relative/path, sqlite:////absolute/path
 _SQLITE_URL = re.compile(r'sqlite(\+pysqlite)?://(/(?P<path>[^?]*))?$')
 
+#: user and password in a database URL
+_CREDENTIALS = re.compile(r'//[^/@]*@')
+
 
 def sqlite_path(connection):
     """The file a ``sqlite://`` URL names (':memory:' for none); None for
@@ -46,8 +49,9 @@ def _open_sqlite(path):
             os.makedirs(os.path.dirname(os.path.abspath(path)),
                         exist_ok=True)
         except OSError as e:
-            raise exception.ConfigError(
-                f'cannot create the directory of {path}: '
+            raise exception.DatabaseUnusable(
+                f'run database {path} is not usable: cannot create the '
+                f'directory {os.path.dirname(os.path.abspath(path))}: '
                 f'{e.strerror}') from None
     backend = sqlite.SQLiteBackend({'path': path})
     with contextlib.closing(backend.get_connection()) as conn:
@@ -78,6 +82,50 @@ def _open_sqlalchemy(connection):
     return backend
 
 
+def describe(connection):
+    """The run database as an error names it: a SQLite file's path, or
+    the URL without its credentials."""
+    path = sqlite_path(connection)
+    if path is not None:
+        return path
+    return _CREDENTIALS.sub('//***@', connection)
+
+
+def unusable(connection, error):
+    """The one-line error for a run database that failed."""
+    while getattr(error, 'cause', None) is not None:  # taskflow's wrapping
+        error = error.cause
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return exception.DatabaseUnusable(
+        f'run database {describe(connection)} is not usable: {lines[0]}'
+        f'{_full(sqlite_path(connection))}')
+
+
+def _full(path):
+    """Why SQLite says "disk I/O error" for a full disk: it could not
+    grow its -wal or -shm file."""
+    if path in (None, ':memory:'):
+        return ''
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        free = os.statvfs(directory).f_bavail
+    except OSError:
+        return ''
+    return f' (the filesystem of {directory} is full)' if free == 0 else ''
+
+
+@contextlib.contextmanager
+def usable(connection):
+    """A failure of the run database (a corrupt file, a full disk) under
+    this block becomes one line (:class:`~imagepipe.exception.
+    DatabaseUnusable`)."""
+    from taskflow import exceptions
+    try:
+        yield
+    except exceptions.StorageFailure as e:
+        raise unusable(connection, e) from None
+
+
 def open_backend(connection):
     """A taskflow backend on ``connection``, its schema in place."""
     path = sqlite_path(connection)
@@ -88,6 +136,4 @@ def open_backend(connection):
     except exception.ImagepipeError:
         raise
     except Exception as e:  # taskflow's StorageFailure, the drivers' errors
-        raise exception.ConfigError(
-            f'cannot open the run database {connection}: '
-            f'{str(e).splitlines()[0]}') from None
+        raise unusable(connection, e) from None

@@ -77,6 +77,10 @@ class ConvertToRaw(ImageTask):
         os.close(safefs.create(converted, safefs.source_mode(part)))
         try:
             tools.run_with_progress(*argv, on_progress=self.report)
+        except exception.ToolOutOfSpace:
+            raise exception.NoSpace(
+                f'{converted}: no space left on device (the filesystem of '
+                f'{os.path.dirname(converted)} is full)') from None
         except exception.ToolFailed as e:
             raise exception.ImageUnacceptable(
                 f'image {part} is unacceptable: unable to convert image to '

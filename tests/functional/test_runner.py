@@ -1,47 +1,42 @@
 """Crash, signal, lock and failure behaviour of ``imagepipe run|runs|show|
 resume``, driven through the real command line in subprocesses, on a
-temporary SQLite run database and real images.
-
-A crash is a SIGKILL: planted by ``runner_harness.py`` (a listener killing
-the process after a step, or in the middle of one) or sent from here. What a
-crashed and resumed run leaves is compared with what a run that was never
-interrupted left in the same directories: every file under instances_path
-byte for byte (holes read as zeros) and its ``qemu-img info`` (backing chain
-included, allocation excluded), and the file list itself, so a leftover
-``.part``, ``.converted`` or ``.tmp`` fails the comparison.
-
-e2fsck and resize2fs stamp the superblock with the clock; E2FSCK_TIME and
-E2FSPROGS_FAKE_TIME pin it so that two runs can be equal byte for byte.
+temporary SQLite run database and real images (see runner_env for how).
 """
 
 import concurrent.futures
-import contextlib
 import copy
-import errno
 import hashlib
 import json
 import os
 import shutil
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests import httpserver
 from tests import images
+from tests.functional.runner_env import PATH
+from tests.functional.runner_env import Env
+from tests.functional.runner_env import MiB
+from tests.functional.runner_env import all_files
+from tests.functional.runner_env import assert_same
+from tests.functional.runner_env import content_digest
+from tests.functional.runner_env import ext4_qcow2
+from tests.functional.runner_env import finish
+from tests.functional.runner_env import first_run_id
+from tests.functional.runner_env import killed
+from tests.functional.runner_env import part_size
+from tests.functional.runner_env import qemu_img_wrapper
+from tests.functional.runner_env import qemu_info
+from tests.functional.runner_env import runs_json
+from tests.functional.runner_env import snapshot
+from tests.functional.runner_env import temporaries
+from tests.functional.runner_env import the_part
+from tests.functional.runner_env import tmpfs
+from tests.functional.runner_env import wait_for
 
 pytestmark = pytest.mark.slow
-
-HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                       'runner_harness.py')
-MiB = 1024 * 1024
-FAKE_TIME = {'E2FSCK_TIME': '1700000000',
-             'E2FSPROGS_FAKE_TIME': '1700000000'}
-TEMPORARY = ('.part', '.converted', '.tmp', '.directio')
-PATH = os.environ.get('PATH', '') + ':/usr/sbin:/sbin'  # e2fsck, resize2fs
 
 FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
                 'root-copy-base', 'root-resize-base', 'root-resize-fs-base',
@@ -49,257 +44,6 @@ FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
 GRIZZLY_STEPS = ['root-fetch', 'root-inspect', 'root-convert',
                  'root-publish', 'root-overlay', 'root-resize',
                  'root-resize-fs']
-
-
-# -- images -------------------------------------------------------------------
-
-def _ext4_qcow2(directory, name, size_mb, data):
-    raw = images.make_ext4(os.path.join(directory, f'{name}.raw'), size_mb,
-                           files=data)
-    return raw, images.convert(raw, os.path.join(directory, f'{name}.qcow2'),
-                               'qcow2')
-
-
-@pytest.fixture(scope='module')
-def small(tmp_path_factory):
-    """(raw, qcow2) of a 32 MiB ext4 disk holding a little data."""
-    d = tmp_path_factory.mktemp('small-image')
-    return _ext4_qcow2(str(d), 'small', 32,
-                       {'hello.txt': b'hello from imagepipe\n' * 2000})
-
-
-@pytest.fixture(scope='module')
-def served(tmp_path_factory):
-    """A directory a local HTTP server serves, with a 12 MiB-of-data qcow2
-    (``big.qcow2``, long enough to download under a throttle)."""
-    d = str(tmp_path_factory.mktemp('served'))
-    raw, _ = _ext4_qcow2(d, 'big', 32, {'data.bin': os.urandom(12 * MiB)})
-    return d, raw
-
-
-# -- files --------------------------------------------------------------------
-
-def content_digest(path, block=64 * 1024):
-    """sha256 of the size and the non-zero blocks (with their offsets).
-
-    Equal for two files with the same bytes whatever their holes, without
-    reading the holes of a 1 GiB sparse file.
-    """
-    h = hashlib.sha256(str(os.path.getsize(path)).encode())
-    size = os.path.getsize(path)
-    zero = bytes(block)
-    with open(path, 'rb') as f:
-        fd, off, next_block = f.fileno(), 0, 0
-        while off < size:
-            try:
-                data = os.lseek(fd, off, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:
-                    break
-                raise
-            hole = os.lseek(fd, data, os.SEEK_HOLE)
-            pos = max(data - data % block, next_block)
-            while pos < hole:
-                buf = os.pread(fd, block, pos)
-                if buf != zero[:len(buf)]:
-                    h.update(pos.to_bytes(8, 'big') + buf)
-                pos += block
-            next_block, off = pos, hole
-    return h.hexdigest()
-
-
-def _drop(value, key):
-    if isinstance(value, dict):
-        return {k: _drop(v, key) for k, v in value.items() if k != key}
-    if isinstance(value, list):
-        return [_drop(v, key) for v in value]
-    return value
-
-
-def qemu_info(path):
-    out = images.sh('qemu-img', 'info', '--output=json', '--backing-chain',
-                    '-U', path)
-    return _drop(json.loads(out), 'actual-size')
-
-
-def all_files(top):
-    found = []
-    for dirpath, _, names in os.walk(top):
-        found += [os.path.join(dirpath, n) for n in names]
-    return sorted(found)
-
-
-def snapshot(instances):
-    """{relative path: (content digest, qemu-img info)} without lock files."""
-    snap = {}
-    for path in all_files(instances):
-        rel = os.path.relpath(path, instances)
-        if rel.split(os.sep)[0] == 'locks':
-            continue
-        snap[rel] = (content_digest(path), qemu_info(path))
-    return snap
-
-
-def temporaries(top):
-    return [p for p in all_files(top) if p.endswith(TEMPORARY)]
-
-
-def assert_same(got, want, label=''):
-    assert sorted(got) == sorted(want), f'{label} not the same files'
-    for rel in want:
-        assert got[rel][0] == want[rel][0], f'{label} {rel}: content differs'
-        assert got[rel][1] == want[rel][1], (
-            f'{label} {rel}: qemu-img info differs')
-
-
-# -- the command line ---------------------------------------------------------
-
-class Result:
-    def __init__(self, rc, out, err):
-        self.rc, self.out, self.err = rc, out, err
-
-    def json(self):
-        return json.loads(self.out)
-
-    def error_line(self):
-        """stderr, which must be exactly one line."""
-        lines = self.err.strip().splitlines()
-        assert len(lines) == 1, self.err
-        return lines[0]
-
-    def __repr__(self):
-        return f'rc={self.rc}\nstdout:\n{self.out}\nstderr:\n{self.err}'
-
-
-class Env:
-    """A state_path, an instances_path and a run database for the CLI."""
-
-    def __init__(self, root, instances=None, release='folsom'):
-        self.root = str(root)
-        self.state = os.path.join(self.root, 'state')
-        self.instances = instances or os.path.join(self.root, 'instances')
-        self.db = os.path.join(self.root, 'runs.sqlite')
-        self.release = release
-        self.path = PATH
-        os.makedirs(self.root, exist_ok=True)
-        self.conf = os.path.join(self.root, 'imagepipe.conf')
-        with open(self.conf, 'w') as f:
-            f.write(f'[DEFAULT]\nstate_path = {self.state}\n'
-                    f'instances_path = {self.instances}\n'
-                    f'[imagepipe]\nconnection = sqlite:///{self.db}\n')
-
-    def argv(self, args, kill_after=None, kill_during=None, group=False):
-        cli = ['--config-file', self.conf, '--release', self.release, *args]
-        if not (kill_after or kill_during):
-            return [sys.executable, '-m', 'imagepipe.cmd.main', *cli]
-        planted = (['--kill-after', kill_after] if kill_after else [])
-        planted += (['--kill-during', kill_during] if kill_during else [])
-        planted += ['--group'] if group else []
-        return [sys.executable, HARNESS, *planted, '--', *cli]
-
-    def environ(self):
-        return {**os.environ, **FAKE_TIME, 'PATH': self.path}
-
-    def popen(self, *args, kill_after=None, kill_during=None, group=False):
-        """``group``: in a session of its own (its pid is its group id)."""
-        return subprocess.Popen(
-            self.argv(args, kill_after, kill_during, group),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=self.environ(), start_new_session=group)
-
-    def cli(self, *args, timeout=120, **planted):
-        return finish(self.popen(*args, **planted), timeout)
-
-    def run(self, image, instance='vm1', *more, **planted):
-        return self.cli('run', '--image', image, '--instance', instance,
-                        '--root-gb', '1', *more, **planted)
-
-    def wipe(self):
-        for path in (self.state, self.instances):
-            shutil.rmtree(path, ignore_errors=True)
-        for suffix in ('', '-wal', '-shm'):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.db + suffix)
-
-    # what the database holds, read directly
-    def _db(self):
-        return contextlib.closing(sqlite3.connect(self.db))
-
-    def run_ids(self):
-        if not os.path.exists(self.db):
-            return []
-        with self._db() as db:
-            return [r[0] for r in db.execute(
-                'SELECT uuid FROM flowdetails ORDER BY created_at')]
-
-    def flow_state(self, run_id):
-        with self._db() as db:
-            return db.execute('SELECT state FROM flowdetails WHERE uuid = ?',
-                              (run_id,)).fetchone()[0]
-
-    def steps(self, run_id):
-        with self._db() as db:
-            return dict(db.execute(
-                'SELECT name, state FROM atomdetails WHERE parent_uuid = ?',
-                (run_id,)))
-
-    def result(self, run_id, step):
-        with self._db() as db:
-            row = db.execute(
-                'SELECT results FROM atomdetails WHERE parent_uuid = ? AND '
-                'name = ?', (run_id, step)).fetchone()
-        return json.loads(row[0])
-
-    def edit_meta(self, run_id, change):
-        with self._db() as db:
-            meta = json.loads(db.execute(
-                'SELECT meta FROM flowdetails WHERE uuid = ?',
-                (run_id,)).fetchone()[0])
-            change(meta)
-            db.execute('UPDATE flowdetails SET meta = ? WHERE uuid = ?',
-                       (json.dumps(meta), run_id))
-            db.commit()
-
-
-def finish(p, timeout=120):
-    """The Result of a process started with Env.popen."""
-    out, err = p.communicate(timeout=timeout)
-    return Result(p.returncode, out, err)
-
-
-def first_run_id(result):
-    """The id ``run`` prints on its first line."""
-    first = result.out.splitlines()[0]
-    assert first.startswith('run '), result
-    return first.split()[1]
-
-
-def wait_for(condition, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out waiting for {what}')
-        time.sleep(0.01)
-
-
-def killed(result):
-    return result.rc == -signal.SIGKILL
-
-
-def the_part(env):
-    parts = [p for p in all_files(env.instances) if p.endswith('.part')]
-    return parts[0] if parts else None
-
-
-def part_size(env):
-    """Bytes in the download's .part, 0 while there is none."""
-    try:
-        return os.path.getsize(the_part(env) or '')
-    except FileNotFoundError:
-        return 0
 
 
 # -- SIGKILL between any two steps --------------------------------------------
@@ -395,18 +139,6 @@ def test_sigkill_mid_download_resumes_with_range(big_env):
     assert gets[1]['sent'] == size - have  # only the rest came again
     assert temporaries(env.instances) == []
     assert_same(snapshot(env.instances), env.want)
-
-
-def qemu_img_wrapper(bin_dir, cases):
-    """A PATH whose ``qemu-img`` runs the shell ``case`` items ``cases``
-    on its sub-command (e.g. ``convert) ...;;``), else the real one."""
-    os.makedirs(bin_dir, exist_ok=True)
-    path = os.path.join(bin_dir, 'qemu-img')
-    with open(path, 'w') as f:
-        f.write(f'#!/bin/sh\nREAL={shutil.which("qemu-img")}\n'
-                f'case "$1" in\n{cases}\nesac\nexec "$REAL" "$@"\n')
-    os.chmod(path, 0o755)
-    return f'{bin_dir}:{PATH}'
 
 
 def start_slow_convert(env, tmp_path, rate):
@@ -597,10 +329,12 @@ def test_a_crashed_run_listed_shown_guarded_and_resumed(tmp_path, small):
 def test_fingerprint_follows_the_graph(tmp_path, small):
     """In-process: what a changed installation would rebuild is told apart,
     and ``rebuild`` refuses it."""
+    from imagepipe import exception
     from imagepipe import flows
     from imagepipe.conf import loader
     from imagepipe.conf import settings as conf_settings
     from imagepipe.runner import runs
+    from imagepipe.runner import store
 
     env = Env(tmp_path / 'env')
     kwargs = {'release': 'folsom',
@@ -609,26 +343,28 @@ def test_fingerprint_follows_the_graph(tmp_path, small):
               'request': {'image': small[1], 'instance': 'vm1',
                           'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0}}
     flow = flows.factory(**kwargs)
-    assert runs.fingerprint(flow) == runs.fingerprint(flows.factory(**kwargs))
+    assert store.fingerprint(flow) == store.fingerprint(
+        flows.factory(**kwargs))
     for key, value in (('images_type_effective', 'raw'),
                        ('force_raw_images', False),
                        ('instances_path', '/elsewhere')):
         other = copy.deepcopy(kwargs)
         other['settings'][key] = value
-        assert runs.fingerprint(flows.factory(**other)) != runs.fingerprint(
+        assert store.fingerprint(flows.factory(**other)) != store.fingerprint(
             flow), key
 
     class Stored:
         uuid = 'r1'
         meta = {'factory': {'kwargs': kwargs},
-                'imagepipe': {'fingerprint': runs.fingerprint(flow)}}
+                'imagepipe': {'fingerprint': store.fingerprint(flow)}}
 
-    assert runs.fingerprint(runs.rebuild(Stored)) == runs.fingerprint(flow)
+    assert store.fingerprint(runs.rebuild(Stored)) == store.fingerprint(flow)
     Stored.meta['factory']['kwargs']['settings']['force_raw_images'] = False
-    with pytest.raises(runs.Refused, match='another version of the folsom'):
+    with pytest.raises(exception.Refused,
+                       match='another version of the folsom'):
         runs.rebuild(Stored)
     Stored.meta['factory']['kwargs']['release'] = 'nosuchrelease'
-    with pytest.raises(runs.Refused, match='cannot be rebuilt'):
+    with pytest.raises(exception.Refused, match='cannot be rebuilt'):
         runs.rebuild(Stored)
 
 
@@ -723,29 +459,11 @@ def test_four_concurrent_runs_download_once(tmp_path, small):
 
 # -- failures revert ----------------------------------------------------------
 
-def _runs_json(env):
-    return {r['id']: r for r in env.cli('runs', '--all', '--format',
-                                        'json').json()}
-
-
-@contextlib.contextmanager
-def tmpfs(path, size):
-    os.makedirs(path, exist_ok=True)
-    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}',
-                              'tmpfs', path], capture_output=True, text=True)
-    if mounted.returncode:
-        pytest.skip(f'cannot mount a tmpfs: {mounted.stderr.strip()}')
-    try:
-        yield path
-    finally:
-        subprocess.run(['umount', '-l', path], check=False)
-
-
 def test_failures_revert_and_leave_earlier_files(tmp_path, small):
     """ENOSPC in the download and a corrupt image, on a 20 MiB tmpfs
     instances_path holding an earlier run's files."""
     huge_dir = str(tmp_path / 'huge')
-    _, huge = _ext4_qcow2(huge_dir, 'huge', 32,
+    _, huge = ext4_qcow2(huge_dir, 'huge', 32,
                           {'data.bin': os.urandom(24 * MiB)})
     corrupt = str(tmp_path / 'corrupt.qcow2')
     with open(small[1], 'rb') as f, open(corrupt, 'wb') as out:
@@ -785,7 +503,7 @@ def test_failures_revert_and_leave_earlier_files(tmp_path, small):
             made = os.path.join(instances, name)
             assert not os.path.exists(made) or os.listdir(made) == []
 
-    listed = _runs_json(env)
+    listed = runs_json(env)
     assert listed[full_id]['state'] == 'REVERTED'
     assert listed[full_id]['failed_step'] == 'root-fetch'
     assert listed[full_id]['error'].endswith('no space left on device')
@@ -852,7 +570,7 @@ def test_reverted_runs_are_retried_by_resume(tmp_path, small):
         r = env.cli('resume', b_id)
         assert r.rc == 0, r
         assert len(server.gets('b.qcow2')) == 1
-    listed = _runs_json(env)
+    listed = runs_json(env)
     assert listed[b_id]['state'] == 'SUCCESS'
     assert listed[b_id]['error'] is None
     for vm in ('vm-a', 'vm-b'):
@@ -879,7 +597,7 @@ def test_glance_token_from_the_environment_is_not_stored(
         assert r.rc == 0, r
         assert [g['path'] for g in server.gets()][-1] == (
             f'/v2/images/{image_id}/file')
-    for name in os.listdir(env.root):
-        if name.startswith('runs.sqlite'):
-            with open(os.path.join(env.root, name), 'rb') as f:
+    for path in all_files(env.root):  # the database, its -wal, its locks
+        if os.path.basename(path).startswith('runs.sqlite'):
+            with open(path, 'rb') as f:
                 assert token.encode() not in f.read()

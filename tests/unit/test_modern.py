@@ -32,7 +32,7 @@ from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import article
 from imagepipe.flows import blocks
 from imagepipe.flows import deviations
-from imagepipe.runner import runs
+from imagepipe.runner import store
 from imagepipe.tasks import inspect
 from imagepipe.tasks import locks
 from tests import httpserver
@@ -366,7 +366,7 @@ def test_every_flow_wires_up_and_rebuilds(build, conf):
     engine.validate()
     kwargs = json.loads(json.dumps(plan.kwargs))
     again = flows.factory(**kwargs)
-    assert runs.fingerprint(again) == runs.fingerprint(plan.flow)
+    assert store.fingerprint(again) == store.fingerprint(plan.flow)
     for step in plan.steps:
         assert len(step['notes']) == len(set(step['notes'])), step['name']
     json.dumps(plan.steps)
@@ -525,7 +525,7 @@ def test_locking_and_glance_aliases(conf_file):
     s = conf_settings.snapshot(rconf)
     plan_lock = blocks.Context(flows.get('gazpacho'), s, {
         'image': IMAGE, 'instance': INSTANCE}).lock('x', True)
-    assert plan_lock['external'] is False
+    assert plan_lock['external'] is True
 
 
 def test_modern_options_exist_only_in_gazpacho():

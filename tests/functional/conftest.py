@@ -1,0 +1,25 @@
+"""Images the functional tests of runs share (built once per module)."""
+
+import os
+
+import pytest
+
+from tests.functional.runner_env import MiB
+from tests.functional.runner_env import ext4_qcow2
+
+
+@pytest.fixture(scope='module')
+def small(tmp_path_factory):
+    """(raw, qcow2) of a 32 MiB ext4 disk holding a little data."""
+    d = tmp_path_factory.mktemp('small-image')
+    return ext4_qcow2(str(d), 'small', 32,
+                      {'hello.txt': b'hello from imagepipe\n' * 2000})
+
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory):
+    """A directory a local HTTP server serves, with a 12 MiB-of-data qcow2
+    (``big.qcow2``, long enough to download under a throttle)."""
+    d = str(tmp_path_factory.mktemp('served'))
+    raw, _ = ext4_qcow2(d, 'big', 32, {'data.bin': os.urandom(12 * MiB)})
+    return d, raw
