@@ -139,7 +139,10 @@ def fetch_root(ctx):
     part, converted = p.base + '.part', p.base + '.converted'
     glance = {'api_servers': ctx.settings['glance_endpoints'],
               'download_retries': ctx.settings['download_retries']}
-    max_size = ctx.size if t.max_size_check else None
+    # Releases whose Nova compared the image with the flavor only once it
+    # was fetched and converted are checked before converting too.
+    checks_size = t.max_size_check or t.size_check_after_fetch
+    max_size = ctx.size if checks_size else None
     fetch_notes = []
     if not t.file_locks:
         fetch_notes.append(deviations.note('essex-locks'))
@@ -156,11 +159,10 @@ def fetch_root(ctx):
     else:
         inspect_cls = inspect.Inspect
         inspect_notes = [deviations.note('inspection')]
-    if not t.max_size_check:
+    if t.size_check_after_fetch and not t.max_size_check:
+        inspect_notes.append(deviations.note('size-before-convert'))
+    elif not checks_size:
         inspect_notes.append(
-            'no virtual size check here: Nova measures the base against the '
-            'flavor once it is cached (root-check-size)'
-            if t.size_check_after_fetch else
             'this release did not compare the virtual size with the flavor '
             '(reference 7.10)')
     force_raw = ctx.settings['force_raw_images']

@@ -233,10 +233,16 @@ def test_overlay_born_at_flavor_size(build):
     assert dict(zero.commands())['root-check-size'] == []
 
 
-def test_no_size_check_inside_fetch(build):
+def test_size_checked_before_conversion_too(build):
+    """Nova compares the base only after fetch and convert; imagepipe
+    also compares the inspected image first, and says so."""
     for conf in CONFIG.values():
         plan = build(**conf)
-        assert plan.inject('root-inspect')['max_size'] is None
+        assert plan.inject('root-inspect')['max_size'] == 10 * GiB
+        assert deviations.note('size-before-convert') in plan.notes(
+            'root-inspect')
+        assert 'root-check-size' in plan.names()
+    assert build(root_gb=0).inject('root-inspect')['max_size'] is None
     assert build(**lvm()).inject('root-create-volume')['check_size'] is False
 
 
@@ -684,19 +690,30 @@ def test_run_flat_grows_the_filesystem(site, made, tmp_path, raw_image):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('text', ['', 'use_cow_images = false\n'])
-def test_run_oversized_image_fails_after_fetch_and_reverts(site, made, text):
-    with pytest.raises(inspect.FlavorDiskSmallerThanImage) as e:
+def test_run_oversized_image_refused_before_conversion(site, made, text):
+    """Not as Nova, which converts first: nothing is left in the cache."""
+    with pytest.raises(exception.FlavorDiskTooSmall) as e:
         site.run(made['big'], text=text)
-    assert str(e.value) == (
-        "Flavor's disk is too small for requested image. Flavor disk is "
-        f'{GiB} bytes, image is {2 * GiB} bytes.')
-    assert isinstance(e.value, exception.FlavorDiskTooSmall)
+    assert str(e.value).endswith(
+        f'is unacceptable: image virtual size {2 * GiB} bytes is larger '
+        f"than the flavor's root disk {GiB} bytes")
     assert site.state_of_flow() == states.REVERTED
-    # the base stays cached (converted first, rejected later); no leftovers
-    assert site.cache_files() == [os.path.basename(site.base(made['big']))]
-    assert images.info(site.base(made['big']))['format'] == 'raw'
+    assert site.cache_files() == []
     assert not os.path.exists(site.disk())
     assert not os.path.exists(site.disk('disk.info'))
+
+
+@pytest.mark.slow
+def test_run_oversized_cached_base_fails_and_stays(site, made):
+    """A base cached earlier (by another flavor's run) is kept."""
+    os.makedirs(site.base_dir)
+    base = site.base(made['big'])
+    shutil.copy(made['big'], base)
+    with pytest.raises(exception.FlavorDiskTooSmall):
+        site.run(made['big'])
+    assert site.state_of_flow() == states.REVERTED
+    assert site.cache_files() == [os.path.basename(base)]
+    assert not os.path.exists(site.disk())
 
 
 @pytest.mark.slow
@@ -704,10 +721,10 @@ def test_run_oversized_on_lvm_stops_before_vgs(site, made, tmp_path,
                                                monkeypatch):
     from tests import standins
     fake = standins.Standins(tmp_path, monkeypatch)
-    with pytest.raises(inspect.FlavorDiskSmallerThanImage):
+    with pytest.raises(exception.FlavorDiskTooSmall):
         site.run(made['big'], text='[libvirt]\nimages_type = lvm\n'
                  'images_volume_group = vg0\n')
-    assert fake.calls() == []        # checked inside the lock, before vgs
+    assert fake.calls() == []        # refused before conversion
     assert site.state_of_flow() == states.REVERTED
 
 
