@@ -45,10 +45,10 @@ PATH = os.environ.get('PATH', '') + ':/usr/sbin:/sbin'  # e2fsck, resize2fs
 
 FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
                 'root-copy-base', 'root-resize-base', 'root-resize-fs-base',
-                'root-overlay']
+                'root-overlay', 'verify']
 GRIZZLY_STEPS = ['root-fetch', 'root-inspect', 'root-convert',
                  'root-publish', 'root-overlay', 'root-resize',
-                 'root-resize-fs']
+                 'root-resize-fs', 'verify']
 
 
 # -- images -------------------------------------------------------------------

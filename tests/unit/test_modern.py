@@ -44,6 +44,7 @@ from tests.plans import IMAGE
 from tests.plans import INSPECT
 from tests.plans import INSTANCE
 from tests.plans import PUBLISH
+from tests.plans import VERIFY
 from tests.plans import Plan
 
 GiB = 1024 ** 3
@@ -171,7 +172,7 @@ def test_combination_matrix(build, backend, force_raw, preallocate):
     # fallocate on the overlay or the copy; an LV is never preallocated
     if preallocate == 'space' and backend != 'lvm':
         expected = expected + [PREALLOCATE]
-    assert plan.commands() == expected
+    assert plan.commands() == expected + [VERIFY]
     assert flows.warnings('gazpacho', plan.settings) == []
 
 
@@ -208,13 +209,13 @@ def test_locks_one_after_the_other(build, backend):
 def test_flat_raw_and_default_without_cow_are_one_backend(build, conf):
     plan = build(**conf)
     assert plan.settings['images_type_effective'] == 'raw'
-    assert plan.commands() == INTAKE[True] + MATRIX['flat', True]
+    assert plan.commands() == INTAKE[True] + MATRIX['flat', True] + [VERIFY]
 
 
 def test_qcow2_explicit_is_the_default(build):
     assert build(libvirt={'images_type': 'qcow2'},
                  use_cow_images=False).commands() == (
-        INTAKE[True] + MATRIX['qcow2', True])
+        INTAKE[True] + MATRIX['qcow2', True] + [VERIFY])
 
 
 def test_overlay_born_at_flavor_size(build):
@@ -226,7 +227,7 @@ def test_overlay_born_at_flavor_size(build):
     assert blocks.BORN_SIZED in plan.notes('root-overlay')
     # root_gb 0: no size for the overlay, nothing to compare
     zero = build(root_gb=0)
-    assert zero.commands()[-1] == ('root-overlay', [
+    assert zero.commands()[-2] == ('root-overlay', [
         'qemu-img create -f qcow2 -o backing_file=$B/$hex,backing_fmt=raw,'
         'cluster_size=<cluster size of the base> $D/disk.tmp'])
     assert zero.inject('root-check-size')['size'] is None
