@@ -29,7 +29,7 @@ def _copy(src, dest, staged):
     if staged:
         # the steps that finish the entry publish it (ResizeFilesystem)
         base.drop_cache(src)
-        return {'path': tmp, 'dest': dest, 'copied': True,
+        return {'path': dest, 'staged': tmp, 'copied': True,
                 'size': os.path.getsize(tmp)}
     base.publish(tmp, dest)
     # cp read the source and wrote the copy through the page cache: both
@@ -54,7 +54,7 @@ class CopyImage(base.ImageTask):
     removes only if it was copied by this run and one of the named tasks
     (Nova's rm-on-error scope around cp + extend) is among the failures: an
     empty list keeps it whatever happens (Essex). ``staged``: the copy stays
-    at ``dest.tmp`` (the result's ``path``) for later steps to grow and
+    at ``dest.tmp`` (the result's ``staged``) for later steps to grow and
     publish, so that a reused ``dest`` is always a finished one.
     """
 

@@ -116,7 +116,7 @@ def staged_state(made):
     grown and published already (a resumed or another run)."""
     if not made['copied']:
         return REUSED
-    if not os.path.exists(made['path']) and os.path.exists(made['dest']):
+    if not os.path.exists(made['staged']) and os.path.exists(made['path']):
         return FINISHED
     return None
 
@@ -169,7 +169,7 @@ class ResizeImage(base.ImageTask):
                     return {'resized': False, 'reason': done,
                             'virtual_size_before': None,
                             'virtual_size': None, 'format': format}
-                path = made['path']
+                path = made['staged']
             return _grow_image(path, size, format, origin['virtual_size'])
 
     def revert(self, lock, **_):
@@ -204,8 +204,8 @@ class ResizeFilesystem(base.ImageTask):
             done = staged_state(made)
             if done:
                 return not_resized(done)
-            grown = _grow_fs(made['path'], variant, resize['resized'])
-            base.publish(made['path'], made['dest'])
+            grown = _grow_fs(made['staged'], variant, resize['resized'])
+            base.publish(made['staged'], made['path'])
             return grown
 
     def revert(self, lock, **_):
@@ -216,6 +216,6 @@ class ResizeFilesystem(base.ImageTask):
         notes = [f'only when {resize["resized"]} is true',
                  VARIANT_NOTES[variant]]
         if made is not None:
-            notes.append(f'then {path} is renamed to {made["dest"]}: the '
+            notes.append(f'then {path} is renamed to {made["path"]}: the '
                          'cache entry appears whole')
         return {'command': fs_argvs(path, gate), 'notes': notes}

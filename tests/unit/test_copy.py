@@ -185,7 +185,7 @@ def test_a_staged_entry_is_not_there_before_it_is_finished(raw_image,
     dest = str(tmp_path / 'abc_1')
     made = run(raw_image, dest, reuse=True, cache_scope=['copy'],
                staged=True)
-    assert made == {'path': dest + '.tmp', 'dest': dest, 'copied': True,
+    assert made == {'path': dest, 'staged': dest + '.tmp', 'copied': True,
                     'size': os.path.getsize(raw_image)}
     assert not os.path.exists(dest)
     # a crash now, then another run: the copy is made again, not reused

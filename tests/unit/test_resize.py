@@ -159,28 +159,28 @@ def staged_copy(src, tmp_path):
     """A cache entry copied to its temporary name, as CopyImage stages it."""
     dest = str(tmp_path / 'abc_1')
     shutil.copyfile(src, dest + '.tmp')
-    return {'path': dest + '.tmp', 'dest': dest, 'copied': True,
+    return {'path': dest, 'staged': dest + '.tmp', 'copied': True,
             'size': os.path.getsize(src)}
 
 
 def test_staged_entry_is_grown_then_published(raw_image, tmp_path):
     made = staged_copy(raw_image, tmp_path)
-    small = images.fs_block_count(made['path'])
+    small = images.fs_block_count(made['staged'])
 
-    resized = resize_image(made['path'], GROWN, made=made)
+    resized = resize_image(made['staged'], GROWN, made=made)
     grown = resize.ResizeFilesystem('f').execute(
-        path=made['path'], variant='blind', lock=None, resize=resized,
+        path=made['staged'], variant='blind', lock=None, resize=resized,
         made=made)
 
     assert resized['resized'] and grown['grown']
-    assert not os.path.exists(made['path'])
-    assert images.fs_block_count(made['dest']) == small * 96 // 64
+    assert not os.path.exists(made['staged'])
+    assert images.fs_block_count(made['path']) == small * 96 // 64
     # a re-run after the publish, or another run reusing the entry: no-op
-    for done in (made, {**made, 'copied': False, 'path': made['dest']}):
-        assert resize_image(made['dest'], GROWN, made=done)['resized'] is \
+    for done in (made, {'path': made['path'], 'copied': False, 'size': 1}):
+        assert resize_image(made['path'], GROWN, made=done)['resized'] is \
             False
         again = resize.ResizeFilesystem('f').execute(
-            path=made['path'], variant='blind', lock=None,
+            path=made['staged'], variant='blind', lock=None,
             resize={'resized': True}, made=done)
         assert again['grown'] is False and again['e2fsck_status'] is None
 
