@@ -22,6 +22,8 @@ CONVERT = ('root-convert', [
     '$B/$hex.part $B/$hex.converted'])
 # mv $hex.converted $hex (or mv $hex.part $hex): an in-process rename
 PUBLISH = ('root-publish', [])
+# imagepipe's last step: the instance disks exist, whole (in-process)
+VERIFY = ('verify', [])
 
 
 class Plan:

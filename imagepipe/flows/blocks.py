@@ -30,6 +30,7 @@ from imagepipe.tasks import overlay
 from imagepipe.tasks import preallocate
 from imagepipe.tasks import publish
 from imagepipe.tasks import resize
+from imagepipe.tasks import verify
 
 GiB = flow_paths.GiB
 MiB = 1024 ** 2
@@ -119,7 +120,29 @@ def build(release, settings, request):
         flow.add(*generated_disk(ctx, 'ephemeral', request['ephemeral_gb']))
     if request.get('swap_mb'):
         flow.add(*generated_disk(ctx, 'swap', request['swap_mb']))
+    flow.add(verify.VerifyDisks('verify',
+                                inject={'disks': instance_disks(ctx)}))
     return flow
+
+
+def instance_disks(ctx):
+    """What VerifyDisks checks: each disk the flow makes for the instance."""
+    raw_files = ctx.backend == 'raw'
+    if ctx.backend == 'lvm':
+        root = verify.disk(lvm_device(ctx), 'raw', ctx.size)
+    else:
+        root = verify.disk(ctx.paths.disk(),
+                           ctx.base_format if raw_files else 'qcow2',
+                           ctx.size)
+    made = [root]
+    generated = 'raw' if raw_files else 'qcow2'
+    if ctx.request.get('ephemeral_gb'):
+        made.append(verify.disk(ctx.paths.disk('disk.local'), generated,
+                                ctx.request['ephemeral_gb'] * GiB))
+    if ctx.request.get('swap_mb'):
+        made.append(verify.disk(ctx.paths.disk('disk.swap'), generated,
+                                ctx.request['swap_mb'] * MiB))
+    return made
 
 
 def warnings(release, settings):
@@ -141,7 +164,10 @@ def fetch_root(ctx):
     part, converted = p.base + '.part', p.base + '.converted'
     glance = {'api_servers': ctx.settings['glance_endpoints'],
               'download_retries': ctx.settings['download_retries']}
-    max_size = ctx.size if t.max_size_check else None
+    # Releases whose Nova compared the image with the flavor only once it
+    # was fetched and converted are checked before converting too.
+    checks_size = t.max_size_check or t.size_check_after_fetch
+    max_size = ctx.size if checks_size else None
     fetch_notes = []
     if not t.file_locks:
         fetch_notes.append(deviations.note('essex-locks'))
@@ -158,11 +184,10 @@ def fetch_root(ctx):
     else:
         inspect_cls = inspect.Inspect
         inspect_notes = [deviations.note('inspection')]
-    if not t.max_size_check:
+    if t.size_check_after_fetch and not t.max_size_check:
+        inspect_notes.append(deviations.note('size-before-convert'))
+    elif not checks_size:
         inspect_notes.append(
-            'no virtual size check here: Nova measures the base against the '
-            'flavor once it is cached (root-check-size)'
-            if t.size_check_after_fetch else
             'this release did not compare the virtual size with the flavor '
             '(reference 7.10)')
     force_raw = ctx.settings['force_raw_images']
@@ -185,13 +210,26 @@ def fetch_root(ctx):
     ])
 
 
-def grow_fs(ctx, name, path, variant, resize_step, notes=None):
+def grow_fs(ctx, name, path, variant, resize_step, notes=None, made=None):
     """e2fsck + resize2fs on a grown file or LV (disk.api.resize2fs)."""
+    wire = {'resize': resize_step}
+    if made:
+        wire['made'] = made
     return Step(resize.ResizeFilesystem, name,
-                {'path': path, 'variant': variant},
-                wire={'resize': resize_step},
+                {'path': path, 'variant': variant}, wire=wire,
                 notes=ctx.article('e2fsck-first') if notes is None
                 else notes)
+
+
+def grow_image(name, path, size, fmt, notes=(), made=None):
+    """qemu-img resize; grown or not is decided from the inspected image
+    the disk was made from (root-inspect), never from the disk."""
+    wire = {'origin': 'root-inspect'}
+    if made:
+        wire['made'] = made
+    return Step(resize.ResizeImage, name,
+                {'path': path, 'size': size, 'format': fmt}, wire=wire,
+                notes=notes)
 
 
 def check_size(ctx, touch):
@@ -231,15 +269,16 @@ def root_qcow2(ctx):
     if t.resized_base and size:
         backing = p.resized_base(size)
         scope = ['root-copy-base', 'root-resize-base', 'root-resize-fs-base']
+        staged = copy.tmp_name(backing)
         steps += [
             Step(copy.CopyImage, 'root-copy-base',
                  {'src': p.base, 'dest': backing, 'reuse': True,
-                  'cache_scope': scope},
+                  'cache_scope': scope, 'staged': True},
                  notes=[article.note('resized-base')] + ctx.cleanup_notes()),
-            Step(resize.ResizeImage, 'root-resize-base',
-                 {'path': backing, 'size': size, 'format': ctx.base_format}),
-            grow_fs(ctx, 'root-resize-fs-base', backing, t.fs_resize,
-                    'root-resize-base'),
+            grow_image('root-resize-base', staged, size, ctx.base_format,
+                       made='root-copy-base'),
+            grow_fs(ctx, 'root-resize-fs-base', staged, t.fs_resize,
+                    'root-resize-base', made='root-copy-base'),
         ]
     born_sized = t.overlay_at_flavor_size and size
     steps.append(Step(
@@ -272,9 +311,8 @@ def extend_overlay(ctx, disk):
     resize_notes = ([deviations.note('vfs-probe')]
                     if t.overlay_fs_resize == 'nbd-option' and not nbd_fs
                     else [])
-    steps = [Step(resize.ResizeImage, 'root-resize',
-                  {'path': disk, 'size': ctx.size, 'format': 'qcow2'},
-                  notes=resize_notes)]
+    steps = [grow_image('root-resize', disk, ctx.size, 'qcow2',
+                        notes=resize_notes)]
     if t.overlay_fs_resize == 'blind':
         steps.append(grow_fs(ctx, 'root-resize-fs', disk, 'blind',
                              'root-resize',
@@ -304,9 +342,8 @@ def root_raw(ctx):
         resize_notes = ([FLAT_RESIZE] if t.resize_format_pinned
                         and ctx.base_format is None else ())
         steps += [
-            Step(resize.ResizeImage, 'root-resize',
-                 {'path': disk, 'size': size, 'format': ctx.base_format},
-                 notes=resize_notes),
+            grow_image('root-resize', disk, size, ctx.base_format,
+                       notes=resize_notes),
             grow_fs(ctx, 'root-resize-fs', disk, t.fs_resize, 'root-resize'),
         ]
     tasks += ctx.section(ctx.copy_lock_name(t.copy_lock_is_path), steps)
@@ -320,12 +357,18 @@ def lv_name(instance, disk_name):
     return '_'.join(part.replace('_', '__') for part in (instance, disk_name))
 
 
+def lvm_device(ctx):
+    """/dev/<vg>/<lv> of the root disk on LVM."""
+    return os.path.join('/dev', ctx.settings['images_volume_group'],
+                        lv_name(ctx.request['instance'], 'disk'))
+
+
 def root_lvm(ctx):
     """Lvm backend: the base written into a new logical volume."""
     p, t, s = ctx.paths, ctx.traits, ctx.settings
     vg = s['images_volume_group']
     lv = lv_name(ctx.request['instance'], 'disk')
-    device = os.path.join('/dev', vg, lv)
+    device = lvm_device(ctx)
     clear = s['volume_clear'] if t.volume_clear_option else 'zero'
     clear_size = s['volume_clear_size'] if t.volume_clear_option else 0
     fs_notes = ctx.article('e2fsck-first')

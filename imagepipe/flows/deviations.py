@@ -59,6 +59,15 @@ DEVIATIONS = {
         'LP#1429093',
         'The virtual size check against the flavor also covers a base '
         'already in the cache; Juno 2014.2 to 2014.2.3 skipped it.'),
+    'size-before-convert': (
+        'virtual size checked before conversion',
+        'nova/virt/libvirt/imagebackend.py@33.0.2',
+        'The virtual size the inspection measured is compared with the '
+        "flavor's root disk before anything is converted. Nova since Newton "
+        'compares only the cached base, once fetched and converted '
+        '(Image.verify_base_size), so a small compressed qcow2 that expands '
+        'far beyond the flavor first fills the image cache and stays there. '
+        'The later comparison is kept as well.'),
     'lvm-resize-root': (
         'filesystem grown as root',
         'LP#1101137',

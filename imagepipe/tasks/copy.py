@@ -24,11 +24,16 @@ def cp_argv(src, dest):
     return ['cp', '--sparse=always', '--reflink=auto', src, dest]
 
 
-def _copy(src, dest):
+def _copy(src, dest, staged):
     tmp = tmp_name(dest)
     # cp writes into the file made here, keeping its mode
     os.close(safefs.create(tmp, safefs.source_mode(src)))
     tools.run(*cp_argv(src, tmp))
+    if staged:
+        # the steps that finish the entry publish it (ResizeFilesystem)
+        base.drop_cache(src)
+        return {'path': dest, 'staged': tmp, 'copied': True,
+                'size': os.path.getsize(tmp)}
     safefs.publish(tmp, dest)
     # cp read the source and wrote the copy through the page cache: both
     # would stay there, twice the image, for guests that read with
@@ -51,19 +56,21 @@ class CopyImage(base.ImageTask):
     that revert removes; a list means ``dest`` is a cache entry that revert
     removes only if it was copied by this run and one of the named tasks
     (Nova's rm-on-error scope around cp + extend) is among the failures: an
-    empty list keeps it whatever happens (Essex).
+    empty list keeps it whatever happens (Essex). ``staged``: the copy stays
+    at ``dest.tmp`` (the result's ``staged``) for later steps to grow and
+    publish, so that a reused ``dest`` is always a finished one.
     """
 
     source = 'libvirt.utils.copy_image'
     notes = ('Nova ran a plain cp (sparse-aware by default); --reflink=auto '
              'shares the blocks where the filesystem supports it',)
 
-    def execute(self, src, dest, lock, reuse, cache_scope):
+    def execute(self, src, dest, lock, reuse, cache_scope, staged=False):
         with locks.held(lock):
             if reuse and safefs.existing_file(dest, 'reuse it'):
                 return {'path': dest, 'copied': False,
                         'size': os.path.getsize(dest)}
-            return _copy(src, dest)
+            return _copy(src, dest, staged)
 
     def revert(self, dest, lock, cache_scope, result, flow_failures, **_):
         locks.abandon(lock)

@@ -6,8 +6,10 @@ flavor's root disk. Modern Nova also runs oslo.utils' format inspector
 (backing file, data-file, VMDK extents naming host files, QED, several formats
 in one file), makes the content agree with Glance's ``disk_format`` and refuses
 qcow2 data-files and unlisted VMDK create-types. imagepipe applies all of that
-to every fresh download, and adds ``qemu-img check`` for qcow2: a truncated
-qcow2 passes the inspector and converts "successfully" into a wrong disk.
+to every fresh download, and adds what :mod:`imagepipe.tasks.content` checks
+(at least one sector, some data, every qcow2 cluster inside the file, after
+``qemu-img check``): a truncated qcow2 passes the inspector and converts
+"successfully" into a wrong disk.
 A refusal gives modern Nova's reason first (nova/virt/images.py 33.0.2), then
 what imagepipe found.
 
@@ -26,6 +28,7 @@ from oslo_utils.imageutils import format_inspector
 
 from imagepipe import exception
 from imagepipe import tools
+from imagepipe.tasks import content
 from imagepipe.tasks import locks
 from imagepipe.tasks.base import ImageTask
 
@@ -80,7 +83,7 @@ class Inspect(ImageTask):
         locks.abandon(lock)
 
     def preview(self, part, base, max_size, **args):
-        notes = [INSPECTOR_NOTE, QEMU_NOTE,
+        notes = [INSPECTOR_NOTE, QEMU_NOTE, CONTENT_NOTE,
                  f'a cached {base} is only measured with qemu-img info']
         if max_size:
             notes.append(f'rejected when the virtual size exceeds {max_size}'
@@ -98,6 +101,9 @@ QEMU_NOTE = (
     'then qemu-img info: no backing file, no qcow2 data-file, an allowed '
     'VMDK create-type, the same format as the inspector; qemu-img check '
     'only for qcow2')
+CONTENT_NOTE = (
+    'refused: less than one 512-byte sector, a raw image of zeros only, a '
+    'qcow2 whose tables map clusters beyond the end of the file')
 
 
 class DeepInspect(Inspect):
@@ -293,6 +299,9 @@ def _check_fresh(path, declared, vmdk_allowed_types, deep=True):
     ``deep`` False skips the format inspector and the format agreements.
     """
     detected = _detect(path, declared) if deep else None
+    small = content.too_small(os.path.getsize(path))
+    if small:
+        raise _unacceptable(path, f'too small: {small}')
     info = _qemu_info(path)
     fmt = info.file_format
     if deep and fmt != QEMU_NAME.get(detected, detected):
@@ -310,6 +319,8 @@ def _check_fresh(path, declared, vmdk_allowed_types, deep=True):
         _check_vmdk_type(path, data.get('create-type'), vmdk_allowed_types)
     if fmt == 'qcow2':
         _check_qcow2(path)
+    elif fmt == 'raw' and content.first_data(path) is None:
+        raise _unacceptable(path, 'no content: every byte is zero')
     return info
 
 
@@ -361,6 +372,11 @@ def _check_qcow2(path):
     if code:
         raise _unacceptable(
             path, f'qemu-img check exit status {code}: {_findings(out, err)}')
+    try:
+        content.check_qcow2_extent(
+            path, json.loads(out).get('image-end-offset'))
+    except content.Truncated as e:
+        raise _unacceptable(path, f'truncated: {e}') from None
 
 
 def _findings(out, err):

@@ -7,10 +7,13 @@ and which exit codes it accepted, changed by release; the filesystem tools
 never failed the spawn.
 """
 
+import os
+
 from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import base
 from imagepipe.tasks import locks
+from imagepipe.tasks import safefs
 
 #: What a plan shows where a format hint is None and a run probes it.
 PROBED = '<probed format>'
@@ -99,18 +102,39 @@ def grow_filesystem(target, strict):
     return fs_result(grow == 0, reason, fsck, grow)
 
 
-def not_resized():
-    return fs_result(False, 'the disk was not grown: nothing to do')
+def not_resized(reason='the disk was not grown: nothing to do'):
+    return fs_result(False, reason)
 
 
-def _grow_image(path, size, hint):
+#: Why a staged cache entry is not grown again.
+REUSED = 'a cached entry, grown by the run that made it'
+FINISHED = 'published already: grown before it was published'
+
+
+def staged_state(made):
+    """None when ``made`` (CopyImage's result) is a staged copy to finish,
+    else why there is nothing to do: the entry was reused, or its copy was
+    grown and published already (a resumed or another run)."""
+    if not made['copied']:
+        return REUSED
+    if not os.path.exists(made['staged']) and os.path.exists(made['path']):
+        return FINISHED
+    return None
+
+
+def _grow_image(path, size, hint, origin_size):
+    """Grow ``path`` to ``size``; ``resized`` says whether what it was made
+    from (``origin_size``) was smaller, whatever this attempt found: a
+    re-run after a crash finds the disk grown already, yet its filesystem
+    still needs growing."""
+    safefs.existing_file(path, 'resize it')  # qemu-img follows links
     fmt, info = inspect(path, hint)
-    before = info.virtual_size
-    if before < size:
+    if info.virtual_size < size:
         # qemu-img resize makes exactly ``size`` or fails
         tools.run(*resize_argv(path, size, fmt))
-    return {'resized': before < size, 'virtual_size_before': before,
-            'virtual_size': max(before, size), 'format': fmt}
+    return {'resized': origin_size < size,
+            'virtual_size_before': origin_size,
+            'virtual_size': max(info.virtual_size, size), 'format': fmt}
 
 
 def _grow_fs(path, variant, resized):
@@ -126,10 +150,12 @@ def _grow_fs(path, variant, resized):
 class ResizeImage(base.ImageTask):
     """Grow the disk's virtual size to ``size`` bytes, never shrink it.
 
-    Known gap: a crash between ``qemu-img resize`` and the result being saved
-    makes the re-run find the disk already at ``size`` and report ``resized``
-    False, so the filesystem step after it is skipped (the guest may still
-    grow its filesystem at boot, as cloud images do).
+    Whether the disk was grown is decided from ``origin`` (the inspection of
+    the image the disk was made from), not from the disk: a crash between
+    ``qemu-img resize`` and the result being saved would otherwise make the
+    re-run find a full-size disk, say "not resized" and skip the filesystem.
+    ``made`` (a staged cache entry's CopyImage result) names the file to
+    grow; a reused entry is not touched.
     """
 
     source = 'disk.api.extend'
@@ -137,18 +163,28 @@ class ResizeImage(base.ImageTask):
              'format; the format is pinned as Nova does since the '
              'CVE-2026-24708 fix',)
 
-    def execute(self, path, size, format, lock):
+    def execute(self, path, size, format, lock, origin, made=None):
         with locks.held(lock):
-            return _grow_image(path, size, format)
+            if made is not None:
+                done = staged_state(made)
+                if done:
+                    return {'resized': False, 'reason': done,
+                            'virtual_size_before': None,
+                            'virtual_size': None, 'format': format}
+                path = made['staged']
+            return _grow_image(path, size, format, origin['virtual_size'])
 
     def revert(self, lock, **_):
         # The disk belongs to the task that created it; its revert removes it.
         locks.abandon(lock)
 
-    def preview(self, path, size, format, **_):
+    def preview(self, path, size, format, origin, **_):
         return {'command': resize_argv(path, size, shown_format(format)),
                 'notes': [f'only when the virtual size of {path} is below '
-                          f'{size} bytes: a disk is never shrunk']}
+                          f'{size} bytes: a disk is never shrunk',
+                          'the filesystem step follows when '
+                          f'{origin["virtual_size"]} (the image the disk '
+                          f'was made from) is below {size} bytes']}
 
 
 class ResizeFilesystem(base.ImageTask):
@@ -156,20 +192,32 @@ class ResizeFilesystem(base.ImageTask):
 
     ``variant`` picks the release's rules (see ``VARIANTS``). Exit statuses
     are results, as in Nova: only a tool that is missing, cannot start or is
-    killed by a signal raises.
+    killed by a signal raises. With ``made`` (a staged cache entry), the
+    grown copy is then published under its cache name: an entry is there
+    only once it is whole.
     """
 
     source = 'disk.api.resize2fs'
 
-    def execute(self, path, variant, lock, resize):
+    def execute(self, path, variant, lock, resize, made=None):
         with locks.held(lock):
-            return _grow_fs(path, variant, resize['resized'])
+            if made is None:
+                return _grow_fs(path, variant, resize['resized'])
+            done = staged_state(made)
+            if done:
+                return not_resized(done)
+            grown = _grow_fs(made['staged'], variant, resize['resized'])
+            safefs.publish(made['staged'], made['path'])
+            return grown
 
     def revert(self, lock, **_):
         locks.abandon(lock)
 
-    def preview(self, path, variant, resize, **_):
+    def preview(self, path, variant, resize, made=None, **_):
         gate, _strict = variant_of(variant)
-        return {'command': fs_argvs(path, gate),
-                'notes': [f'only when {resize["resized"]} is true',
-                          VARIANT_NOTES[variant]]}
+        notes = [f'only when {resize["resized"]} is true',
+                 VARIANT_NOTES[variant]]
+        if made is not None:
+            notes.append(f'then {path} is renamed to {made["path"]}: the '
+                         'cache entry appears whole')
+        return {'command': fs_argvs(path, gate), 'notes': notes}

@@ -40,10 +40,10 @@ pytestmark = pytest.mark.slow
 
 FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
                 'root-copy-base', 'root-resize-base', 'root-resize-fs-base',
-                'root-overlay']
+                'root-overlay', 'verify']
 GRIZZLY_STEPS = ['root-fetch', 'root-inspect', 'root-convert',
                  'root-publish', 'root-overlay', 'root-resize',
-                 'root-resize-fs']
+                 'root-resize-fs', 'verify']
 
 
 # -- SIGKILL between any two steps --------------------------------------------

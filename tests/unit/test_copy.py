@@ -30,8 +30,9 @@ def args(src, dest, reuse=False, cache_scope=None, lock=None):
             'cache_scope': cache_scope}
 
 
-def run(src, dest, **kw):
-    return copy.CopyImage('copy').execute(**args(src, dest, **kw))
+def run(src, dest, staged=False, **kw):
+    return copy.CopyImage('copy').execute(**args(src, dest, **kw),
+                                          staged=staged)
 
 
 def revert(src, dest, result, flow_failures, **kw):
@@ -165,16 +166,33 @@ def test_engine_keeps_a_cache_entry_when_a_later_step_fails(raw_image,
     scope = ['copy-base', 'resize-base', 'resize-fs-base']
 
     run_flow(
-        copy.CopyImage('copy-base', inject=args(raw_image, dest,
-                                                cache_scope=scope)),
+        copy.CopyImage('copy-base', inject={
+            **args(raw_image, dest, reuse=True, cache_scope=scope),
+            'staged': True}),
         resize.ResizeImage('resize-base', inject={
-            'path': dest, 'size': 80 * MiB, 'format': 'raw', 'lock': None}),
+            'path': dest + '.tmp', 'size': 80 * MiB, 'format': 'raw',
+            'lock': None, 'origin': {'virtual_size': 64 * MiB}},
+            wire={'made': 'copy-base'}),
         resize.ResizeFilesystem('resize-fs-base', inject={
-            'path': dest, 'variant': 'blind', 'lock': None},
-            wire={'resize': 'resize-base'}),
+            'path': dest + '.tmp', 'variant': 'blind', 'lock': None},
+            wire={'resize': 'resize-base', 'made': 'copy-base'}),
         Boom('overlay'))
 
     assert images.info(dest)['virtual-size'] == 80 * MiB
+    assert not os.path.exists(dest + '.tmp')
+
+
+def test_a_staged_entry_is_not_there_before_it_is_finished(raw_image,
+                                                            tmp_path):
+    dest = str(tmp_path / 'abc_1')
+    made = run(raw_image, dest, reuse=True, cache_scope=['copy'],
+               staged=True)
+    assert made == {'path': dest, 'staged': dest + '.tmp', 'copied': True,
+                    'size': os.path.getsize(raw_image)}
+    assert not os.path.exists(dest)
+    # a crash now, then another run: the copy is made again, not reused
+    assert run(raw_image, dest, reuse=True, cache_scope=['copy'],
+               staged=True)['copied'] is True
 
 
 def test_engine_removes_a_cache_entry_when_its_scope_fails(raw_image,

@@ -28,6 +28,7 @@ from tests.plans import IMAGE
 from tests.plans import INSPECT
 from tests.plans import INSTANCE
 from tests.plans import PUBLISH
+from tests.plans import VERIFY
 from tests.plans import Plan
 
 GiB = 1024 ** 3
@@ -77,8 +78,10 @@ INTAKE_KEPT = [FETCH, INSPECT, ('root-convert', []), PUBLISH]
 RESIZED_BASE = [
     ('root-copy-base',
      ['cp --sparse=always --reflink=auto $B/$hex $B/$hex_10.tmp']),
-    ('root-resize-base', [f'qemu-img resize -f raw $B/$hex_10 {S10}']),
-    ('root-resize-fs-base', ['e2fsck -fp $B/$hex_10', 'resize2fs $B/$hex_10']),
+    # grown under the temporary name: the entry appears whole (imagepipe)
+    ('root-resize-base', [f'qemu-img resize -f raw $B/$hex_10.tmp {S10}']),
+    ('root-resize-fs-base', ['e2fsck -fp $B/$hex_10.tmp',
+                             'resize2fs $B/$hex_10.tmp']),
 ]
 # cp $hex $instance_dir/disk; qemu-img resize disk; resize2fs disk
 COPY = ('root-copy', ['cp --sparse=always --reflink=auto $B/$hex $D/disk.tmp'])
@@ -105,9 +108,9 @@ FOLSOM_TABLES = {
         ('root-copy-base',
          ['cp --sparse=always --reflink=auto $B/$hex $B/$hex_10.tmp']),
         ('root-resize-base',
-         [f'qemu-img resize -f <probed format> $B/$hex_10 {S10}']),
+         [f'qemu-img resize -f <probed format> $B/$hex_10.tmp {S10}']),
         ('root-resize-fs-base',
-         ['e2fsck -fp $B/$hex_10', 'resize2fs $B/$hex_10']),
+         ['e2fsck -fp $B/$hex_10.tmp', 'resize2fs $B/$hex_10.tmp']),
         ('root-overlay', ['qemu-img create -f qcow2 -o '
                           'backing_file=$B/$hex_10,backing_fmt=<probed '
                           'format> $D/disk.tmp'])],
@@ -135,52 +138,52 @@ HAVANA_NBD = HAVANA_DEFAULT + [('root-resize-fs', [
 def test_folsom_tables(build, force_raw, use_cow):
     plan = build('folsom', force_raw_images=force_raw,
                  use_cow_images=use_cow)
-    assert plan.commands() == FOLSOM_TABLES[force_raw, use_cow]
+    assert plan.commands() == FOLSOM_TABLES[force_raw, use_cow] + [VERIFY]
 
 
 def test_grizzly_defaults_table(build):
-    assert build('grizzly').commands() == GRIZZLY_DEFAULT
+    assert build('grizzly').commands() == GRIZZLY_DEFAULT + [VERIFY]
 
 
 def test_grizzly_preallocate_space_table(build):
     assert build('grizzly', preallocate_images='space').commands() == (
-        GRIZZLY_SPACE)
+        GRIZZLY_SPACE + [VERIFY])
 
 
 def test_havana_resize_fs_using_block_device_off(build):
     plan = build('havana')
-    assert plan.commands() == HAVANA_DEFAULT
+    assert plan.commands() == HAVANA_DEFAULT + [VERIFY]
     # no e2fsck/resize2fs on the qcow2 file: growth only through nbd
     assert 'root-resize-fs' not in plan.names()
 
 
 def test_havana_resize_fs_using_block_device_on(build):
     plan = build('havana', resize_fs_using_block_device=True)
-    assert plan.commands() == HAVANA_NBD
+    assert plan.commands() == HAVANA_NBD + [VERIFY]
     assert plan.inject('root-resize-fs')['strict'] is False
 
 
 def test_essex_default(build):
     # use_cow_images=True: the Folsom qcow2 table, Essex's own code path
-    assert build('essex').commands() == FOLSOM_TABLES[True, True]
+    assert build('essex').commands() == FOLSOM_TABLES[True, True] + [VERIFY]
 
 
 def test_essex_without_cow_copies(build):
     assert build('essex', use_cow_images=False).commands() == (
-        FOLSOM_TABLES[True, False])
+        FOLSOM_TABLES[True, False] + [VERIFY])
 
 
 @pytest.mark.parametrize('release', ['icehouse', 'juno'])
 def test_icehouse_juno_default(build, release):
     plan = build(release)
-    assert plan.commands() == HAVANA_DEFAULT
+    assert plan.commands() == HAVANA_DEFAULT + [VERIFY]
     assert plan.inject('root-disk-info')['atomic'] is (release == 'juno')
 
 
 @pytest.mark.parametrize('release', ['icehouse', 'juno'])
 def test_icehouse_juno_nbd_strict(build, release):
     plan = build(release, resize_fs_using_block_device=True)
-    assert plan.commands() == HAVANA_NBD
+    assert plan.commands() == HAVANA_NBD + [VERIFY]
     assert plan.inject('root-resize-fs')['strict'] is True
 
 
@@ -214,7 +217,7 @@ LVM_CONVERT = INTAKE_RAW + [
 ])
 def test_lvm_flow(build, release, expected, lock, variant):
     plan = build(release, **lvm(release))
-    assert plan.commands() == expected
+    assert plan.commands() == expected + [VERIFY]
     for name in ('root-create-volume', 'root-write-volume',
                  'root-resize-fs'):
         assert plan.lock(name) == lock, name
@@ -316,13 +319,13 @@ def test_resized_base_only_for_qcow2_with_a_size(build, release):
     assert 'root-copy-base' in build(release).names()
     no_size = build(release, root_gb=0)
     assert 'root-copy-base' not in no_size.names()
-    assert no_size.commands()[-1] == ('root-overlay', [
+    assert no_size.commands()[-2] == ('root-overlay', [
         'qemu-img create -f qcow2 -o backing_file=$B/$hex,backing_fmt=raw '
         '$D/disk.tmp'])
     raw = build(release, use_cow_images=False)
     assert not [c for _, cs in raw.commands() for c in cs if '_10' in c]
     raw_no_size = build(release, use_cow_images=False, root_gb=0)
-    assert raw_no_size.names()[-1] == 'root-copy'
+    assert raw_no_size.names()[-2:] == ['root-copy', 'verify']
 
 
 @pytest.mark.parametrize('release', RELEASES[2:])
@@ -382,7 +385,7 @@ def test_disk_info(build, release):
     assert names[names.index('root-resize-fs') + 1:][:2] == [
         'root-disk-info', 'root-preallocate']
     assert names[names.index('swap-create') + 1:] == [
-        'swap-disk-info', 'swap-preallocate']
+        'swap-disk-info', 'swap-preallocate', 'verify']
     assert raw.inject('root-disk-info')['format'] is None
     assert 'root-disk-info' not in build(release, **lvm(release)).names()
 
@@ -391,7 +394,7 @@ def test_disk_info(build, release):
 
 def test_ephemeral_and_swap_folsom_qcow2(build):
     plan = build('folsom', ephemeral_gb=2, swap_mb=512)
-    assert plan.commands()[-4:] == [
+    assert plan.commands()[-5:-1] == [
         ('ephemeral-create-base', [
             'qemu-img create -f raw $B/ephemeral_0_2_None.tmp 2G',
             'mkfs.ext3 -F -L ephemeral0 $B/ephemeral_0_2_None.tmp']),
@@ -413,7 +416,7 @@ def test_ephemeral_and_swap_folsom_qcow2(build):
 
 def test_ephemeral_and_swap_essex_without_cow_in_place(build):
     plan = build('essex', use_cow_images=False, ephemeral_gb=2, swap_mb=512)
-    assert plan.commands()[-2:] == [
+    assert plan.commands()[-3:-1] == [
         ('ephemeral-create', [
             'qemu-img create -f raw $D/disk.local.tmp 2G',
             'mkfs.ext3 -F -L ephemeral0 $D/disk.local.tmp']),
@@ -451,7 +454,7 @@ def test_preallocation_of_ephemeral_and_swap(build, use_cow):
         f'fallocate -n -l {2 * GiB} {disk}')
     assert commands['swap-preallocate'][-1] == (
         f'fallocate -n -l {512 * 1024 ** 2} $D/disk.swap')
-    assert plan.names()[-1] == 'swap-preallocate'
+    assert plan.names()[-2:] == ['swap-preallocate', 'verify']
 
 
 @pytest.mark.parametrize('value,enabled', [

@@ -6,6 +6,7 @@ import pytest
 from taskflow.types import failure
 
 from imagepipe import exception
+from imagepipe.tasks import content
 from imagepipe.tasks import locks
 from imagepipe.tasks.fetch import Fetch
 from imagepipe.tasks.inspect import Inspect
@@ -47,6 +48,17 @@ def hostile(tmp_path_factory, raw_image):
     made['truncated'] = str(d / 'truncated.qcow2')
     with open(big, 'rb') as src, open(made['truncated'], 'wb') as dst:
         dst.write(src.read(300 * 1000))
+    made['cut_last_cluster'] = cut(big, str(d / 'cut.qcow2'), 1000)
+    packed = images.convert(full, str(d / 'random.zqcow2'), 'qcow2',
+                            compress=True)
+    made['cut_compressed'] = cut(packed, str(d / 'cut.zqcow2'), 4096)
+    for name, size in (('empty', 0), ('one_byte', 1), ('short', 511)):
+        made[name] = str(d / f'{name}.raw')
+        with open(made[name], 'wb') as f:
+            f.write(b'\xeb' * size)
+    made['zeros'] = str(d / 'zeros.raw')
+    with open(made['zeros'], 'wb') as f:
+        f.write(bytes(3 * MiB))
     made['vmdk_sparse'] = images.convert(raw_image, str(d / 'sparse.vmdk'),
                                          'vmdk')
     made['gpt'] = str(d / 'gpt.raw')
@@ -55,6 +67,13 @@ def hostile(tmp_path_factory, raw_image):
     images.sh('sh', '-c', f"printf 'label: gpt\\n,,L\\n' | "
               f"sfdisk -q {made['gpt']}")
     return made
+
+
+def cut(src, dest, short_by):
+    """``src`` less its last ``short_by`` bytes (inside its last cluster)."""
+    with open(src, 'rb') as f, open(dest, 'wb') as out:
+        out.write(f.read()[:-short_by])
+    return dest
 
 
 @pytest.fixture
@@ -147,6 +166,14 @@ def test_cached_base_larger_than_flavor(qcow2_image, cache):
     ('data_file', {}, r'safety check \(data_file\)'),
     ('vmdk_flat', {}, r'safety check \(descriptor\)'),
     ('truncated', {}, r'qemu-img check exit status 2: [1-9]\d* corruptions'),
+    ('cut_last_cluster', {}, r'truncated: the data cluster of guest byte '
+     r'\d+ ends at byte \d+, the file at byte \d+$'),
+    ('cut_compressed', {}, 'truncated: the compressed cluster of guest byte'),
+    ('empty', {}, 'too small: 0 bytes, less than one 512-byte sector'),
+    ('one_byte', {}, 'too small: 1 bytes, less than one 512-byte sector'),
+    ('short', {}, 'too small: 511 bytes, less than one 512-byte sector'),
+    ('zeros', {}, 'no content: every byte is zero'),
+    ('zeros', {'expected_format': 'raw'}, 'no content: every byte is zero'),
     ('vmdk_sparse', {'vmdk_allowed_types': ['streamOptimized']},
      'Invalid VMDK create-type specified: monolithicSparse'),
     ('vmdk_sparse', {'vmdk_allowed_types': []},
@@ -158,6 +185,29 @@ def test_hostile_rejected(hostile, cache, lock, name, args, reason):
     assert cache['part'] in str(err.value) and '\n' not in str(err.value)
     assert os.listdir(cache['dir']) == []
     assert not locks.is_held('abc')
+
+
+@pytest.mark.parametrize('made', ['compressed', 'sub-clustered', 'empty'])
+def test_qcow2_ending_inside_its_last_cluster_passes(tmp_path, raw_image,
+                                                    cache, made):
+    """Files shorter than qemu-img's image-end-offset that hold every
+    cluster: a compressed last cluster, a partly written sub-cluster, a
+    short L1 table at the end of an empty image."""
+    path = str(tmp_path / 'ok.qcow2')
+    if made == 'empty':
+        images.sh('qemu-img', 'create', '-q', '-f', 'qcow2', path, '1G')
+    else:
+        images.sh('qemu-img', 'convert', '-O', 'qcow2', *{
+            'compressed': ['-c'],
+            'sub-clustered': ['-o', 'extended_l2=on']}[made],
+            raw_image, path)
+    report = json.loads(images.sh('qemu-img', 'check', '--output=json',
+                                  path))
+    assert os.path.getsize(path) < report['image-end-offset']
+    # walked, and whole
+    content.check_qcow2_extent(path, report['image-end-offset'])
+    if made != 'sub-clustered':  # the format inspector refuses extended_l2
+        assert fetch_then_inspect(path, cache)['format'] == 'qcow2'
 
 
 def test_qcow2_declared_raw(qcow2_image, cache, lock):

@@ -44,6 +44,7 @@ from tests.plans import IMAGE
 from tests.plans import INSPECT
 from tests.plans import INSTANCE
 from tests.plans import PUBLISH
+from tests.plans import VERIFY
 from tests.plans import Plan
 
 GiB = 1024 ** 3
@@ -171,7 +172,7 @@ def test_combination_matrix(build, backend, force_raw, preallocate):
     # fallocate on the overlay or the copy; an LV is never preallocated
     if preallocate == 'space' and backend != 'lvm':
         expected = expected + [PREALLOCATE]
-    assert plan.commands() == expected
+    assert plan.commands() == expected + [VERIFY]
     assert flows.warnings('gazpacho', plan.settings) == []
 
 
@@ -208,13 +209,13 @@ def test_locks_one_after_the_other(build, backend):
 def test_flat_raw_and_default_without_cow_are_one_backend(build, conf):
     plan = build(**conf)
     assert plan.settings['images_type_effective'] == 'raw'
-    assert plan.commands() == INTAKE[True] + MATRIX['flat', True]
+    assert plan.commands() == INTAKE[True] + MATRIX['flat', True] + [VERIFY]
 
 
 def test_qcow2_explicit_is_the_default(build):
     assert build(libvirt={'images_type': 'qcow2'},
                  use_cow_images=False).commands() == (
-        INTAKE[True] + MATRIX['qcow2', True])
+        INTAKE[True] + MATRIX['qcow2', True] + [VERIFY])
 
 
 def test_overlay_born_at_flavor_size(build):
@@ -226,17 +227,23 @@ def test_overlay_born_at_flavor_size(build):
     assert blocks.BORN_SIZED in plan.notes('root-overlay')
     # root_gb 0: no size for the overlay, nothing to compare
     zero = build(root_gb=0)
-    assert zero.commands()[-1] == ('root-overlay', [
+    assert zero.commands()[-2] == ('root-overlay', [
         'qemu-img create -f qcow2 -o backing_file=$B/$hex,backing_fmt=raw,'
         'cluster_size=<cluster size of the base> $D/disk.tmp'])
     assert zero.inject('root-check-size')['size'] is None
     assert dict(zero.commands())['root-check-size'] == []
 
 
-def test_no_size_check_inside_fetch(build):
+def test_size_checked_before_conversion_too(build):
+    """Nova compares the base only after fetch and convert; imagepipe
+    also compares the inspected image first, and says so."""
     for conf in CONFIG.values():
         plan = build(**conf)
-        assert plan.inject('root-inspect')['max_size'] is None
+        assert plan.inject('root-inspect')['max_size'] == 10 * GiB
+        assert deviations.note('size-before-convert') in plan.notes(
+            'root-inspect')
+        assert 'root-check-size' in plan.names()
+    assert build(root_gb=0).inject('root-inspect')['max_size'] is None
     assert build(**lvm()).inject('root-create-volume')['check_size'] is False
 
 
@@ -684,19 +691,30 @@ def test_run_flat_grows_the_filesystem(site, made, tmp_path, raw_image):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('text', ['', 'use_cow_images = false\n'])
-def test_run_oversized_image_fails_after_fetch_and_reverts(site, made, text):
-    with pytest.raises(inspect.FlavorDiskSmallerThanImage) as e:
+def test_run_oversized_image_refused_before_conversion(site, made, text):
+    """Not as Nova, which converts first: nothing is left in the cache."""
+    with pytest.raises(exception.FlavorDiskTooSmall) as e:
         site.run(made['big'], text=text)
-    assert str(e.value) == (
-        "Flavor's disk is too small for requested image. Flavor disk is "
-        f'{GiB} bytes, image is {2 * GiB} bytes.')
-    assert isinstance(e.value, exception.FlavorDiskTooSmall)
+    assert str(e.value).endswith(
+        f'is unacceptable: image virtual size {2 * GiB} bytes is larger '
+        f"than the flavor's root disk {GiB} bytes")
     assert site.state_of_flow() == states.REVERTED
-    # the base stays cached (converted first, rejected later); no leftovers
-    assert site.cache_files() == [os.path.basename(site.base(made['big']))]
-    assert images.info(site.base(made['big']))['format'] == 'raw'
+    assert site.cache_files() == []
     assert not os.path.exists(site.disk())
     assert not os.path.exists(site.disk('disk.info'))
+
+
+@pytest.mark.slow
+def test_run_oversized_cached_base_fails_and_stays(site, made):
+    """A base cached earlier (by another flavor's run) is kept."""
+    os.makedirs(site.base_dir)
+    base = site.base(made['big'])
+    shutil.copy(made['big'], base)
+    with pytest.raises(exception.FlavorDiskTooSmall):
+        site.run(made['big'])
+    assert site.state_of_flow() == states.REVERTED
+    assert site.cache_files() == [os.path.basename(base)]
+    assert not os.path.exists(site.disk())
 
 
 @pytest.mark.slow
@@ -704,10 +722,10 @@ def test_run_oversized_on_lvm_stops_before_vgs(site, made, tmp_path,
                                                monkeypatch):
     from tests import standins
     fake = standins.Standins(tmp_path, monkeypatch)
-    with pytest.raises(inspect.FlavorDiskSmallerThanImage):
+    with pytest.raises(exception.FlavorDiskTooSmall):
         site.run(made['big'], text='[libvirt]\nimages_type = lvm\n'
                  'images_volume_group = vg0\n')
-    assert fake.calls() == []        # checked inside the lock, before vgs
+    assert fake.calls() == []        # refused before conversion
     assert site.state_of_flow() == states.REVERTED
 
 

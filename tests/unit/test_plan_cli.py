@@ -23,7 +23,7 @@ RELEASES = ['essex', 'folsom', 'grizzly', 'havana', 'icehouse', 'juno',
 REQUEST = ['--image', IMAGE, '--instance', 'vm1', '--root-gb', '10']
 FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
                 'root-copy-base', 'root-resize-base', 'root-resize-fs-base',
-                'root-overlay']
+                'root-overlay', 'verify']
 
 
 @pytest.fixture
@@ -87,8 +87,11 @@ def test_plan_json_is_the_list_of_steps(capsys, nova_conf, instances):
     assert [s['name'] for s in steps] == FOLSOM_STEPS
     assert set(steps[0]) == {'name', 'command', 'source', 'notes', 'creates',
                              'removes', 'lock'}
-    assert steps[-1]['command'][:4] == ['qemu-img', 'create', '-f', 'qcow2']
-    assert steps[-1]['lock'] == f'{instances}/_base/{HEX}'
+    assert steps[-2]['command'][:4] == ['qemu-img', 'create', '-f', 'qcow2']
+    assert steps[-2]['lock'] == f'{instances}/_base/{HEX}'
+    assert steps[-1]['command'] is None and steps[-1]['lock'] is None
+    assert steps[-1]['notes'][-1] == (
+        f'{instances}/vm1/disk: qcow2, at least {10 * 1024 ** 3} bytes')
     assert not instances.exists()
 
 
@@ -167,7 +170,7 @@ def test_lvm_with_volume_group_plans(capsys, nova_conf):
     code, out, err = run(capsys, '--config-file', conf, '--release', 'juno',
                          'plan', *REQUEST, '--format', 'json')
     assert (code, err) == (0, '')
-    assert json.loads(out)[-1]['command'] == [
+    assert json.loads(out)[-2]['command'] == [
         ['e2fsck', '-fp', '/dev/nova-vg/vm1_disk'],
         ['resize2fs', '/dev/nova-vg/vm1_disk']]
 
@@ -232,7 +235,7 @@ def test_a_release_from_another_distribution(capsys, nova_conf, instances):
     assert (code, err) == (0, '')
     steps = json.loads(out)
     assert steps[0]['name'] == 'root-fetch'
-    assert steps[-1]['command'][:2] == ['qemu-img', 'resize']
+    assert steps[-2]['command'][:2] == ['qemu-img', 'resize']
     code, out, err = run(capsys, '--config-file', nova_conf(),
                          '--release', 'kilo', 'config', '--format', 'json')
     rows = {r['option']: r['value'] for r in json.loads(out)}

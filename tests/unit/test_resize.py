@@ -40,9 +40,14 @@ def digest(path, length):
         return hashlib.sha256(f.read(length)).hexdigest()
 
 
-def resize_image(path, size, fmt=None, lock=None):
+def resize_image(path, size, fmt=None, lock=None, origin=None, made=None):
+    """``origin``: the virtual size of what the disk was made from (by
+    default what it is now, as for a first attempt)."""
+    if origin is None:
+        origin = images.info(path)['virtual-size']
     task = resize.ResizeImage('resize-root')
-    return task.execute(path=path, size=size, format=fmt, lock=lock)
+    return task.execute(path=path, size=size, format=fmt, lock=lock,
+                        origin={'virtual_size': origin}, made=made)
 
 
 def resize_fs(path, resized, variant, lock=None):
@@ -127,11 +132,57 @@ def test_execute_again_is_harmless(raw_image, tmp_path):
     resize_fs(disk, first, 'strict')
     blocks = images.fs_block_count(disk)
 
-    again = resize_image(disk, GROWN)
-    fs_again = resize_fs(disk, first, 'strict')
+    again = resize_image(disk, GROWN, origin=64 * MiB)
+    fs_again = resize_fs(disk, again, 'strict')
 
-    assert again['resized'] is False and again['virtual_size'] == GROWN
+    assert again == first
     assert fs_again['grown'] and images.fs_block_count(disk) == blocks
+
+
+def test_crash_after_qemu_img_resize_still_grows_the_filesystem(
+        raw_image, tmp_path):
+    """Killed after qemu-img resize, before its result was saved: the re-run
+    finds the disk at full size, and must still say it grew it."""
+    disk = copy_of(raw_image, tmp_path)
+    small = images.fs_block_count(disk)
+    images.sh('qemu-img', 'resize', '-f', 'raw', disk, str(GROWN))
+
+    again = resize_image(disk, GROWN, origin=64 * MiB)
+    grown = resize_fs(disk, again, 'strict')
+
+    assert again['resized'] is True
+    assert grown['grown'] is True
+    assert images.fs_block_count(disk) == small * 96 // 64
+
+
+def staged_copy(src, tmp_path):
+    """A cache entry copied to its temporary name, as CopyImage stages it."""
+    dest = str(tmp_path / 'abc_1')
+    shutil.copyfile(src, dest + '.tmp')
+    return {'path': dest, 'staged': dest + '.tmp', 'copied': True,
+            'size': os.path.getsize(src)}
+
+
+def test_staged_entry_is_grown_then_published(raw_image, tmp_path):
+    made = staged_copy(raw_image, tmp_path)
+    small = images.fs_block_count(made['staged'])
+
+    resized = resize_image(made['staged'], GROWN, made=made)
+    grown = resize.ResizeFilesystem('f').execute(
+        path=made['staged'], variant='blind', lock=None, resize=resized,
+        made=made)
+
+    assert resized['resized'] and grown['grown']
+    assert not os.path.exists(made['staged'])
+    assert images.fs_block_count(made['path']) == small * 96 // 64
+    # a re-run after the publish, or another run reusing the entry: no-op
+    for done in (made, {'path': made['path'], 'copied': False, 'size': 1}):
+        assert resize_image(made['path'], GROWN, made=done)['resized'] is \
+            False
+        again = resize.ResizeFilesystem('f').execute(
+            path=made['staged'], variant='blind', lock=None,
+            resize={'resized': True}, made=done)
+        assert again['grown'] is False and again['e2fsck_status'] is None
 
 
 def test_results_are_json(raw_image, tmp_path):
@@ -165,7 +216,8 @@ def test_unknown_variant_is_a_config_error():
 
 def test_plan_shows_the_commands_with_placeholders():
     image = resize.ResizeImage('resize-root', inject={
-        'path': '/i/disk', 'size': 100, 'format': None, 'lock': None})
+        'path': '/i/disk', 'size': 100, 'format': None, 'lock': None},
+        wire={'origin': 'inspect'})
     fs = resize.ResizeFilesystem(
         'resize-fs', inject={'path': '/i/disk', 'variant': 'strict',
                              'lock': None},
