@@ -10,6 +10,7 @@ import urllib.request
 from oslo_utils import uuidutils
 
 from imagepipe import exception
+from imagepipe.sources import credentials
 from imagepipe.sources.file import LocalFile
 from imagepipe.sources.http import HttpImage
 
@@ -24,7 +25,11 @@ def open_image(ref, glance=None):
     [...], ...}``) is given. The dict's ``download_retries`` applies to
     HTTP(S) downloads too.
     """
-    scheme = urllib.parse.urlsplit(ref).scheme
+    try:
+        scheme = urllib.parse.urlsplit(ref).scheme
+    except ValueError as e:
+        raise exception.SourceError(
+            f'{credentials.shown(ref)}: {e}') from None
     if scheme in ('http', 'https'):
         return HttpImage(ref, glance)
     if scheme == 'file':

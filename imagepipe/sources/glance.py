@@ -125,6 +125,7 @@ class GlanceImage(base.ImageSource):
     supports_range = True
     container_format = None
     virtual_size = None
+    identity = None
 
     def __init__(self, ref, image_id, glance):
         super().__init__(ref)
@@ -172,19 +173,28 @@ class GlanceImage(base.ImageSource):
             self.checksum = (meta['os_hash_algo'], meta['os_hash_value'])
         elif meta.get('checksum'):
             self.checksum = ('md5', meta['checksum'])
+        if self.checksum:
+            # Glance never changes the data of an image; the checksum and
+            # size still prove a partial download is of these bytes.
+            self.identity = {'checksum': ':'.join(self.checksum),
+                             'size': self.size}
 
     # -- data -------------------------------------------------------------
 
-    def read(self, offset=0):
+    def read(self, offset=0, identity=None):
+        if identity is None or identity != self.identity:
+            offset = 0
         if offset and self.size and offset >= self.size:
             # The part holds the whole image (a crash after the last byte):
             # nothing to ask for, Fetch verifies what it has.
-            return base.Stream(self.ref, _Empty(), self.size, self.size, 0)
+            return base.Stream(self.ref, _Empty(), self.size, self.size, 0,
+                               identity=self.identity)
         return resume.ResumingBody(
             self.ref, self._open_at, offset, self.retries, _READ_ERRORS,
-            reason=_reason, size=self.size, opened=True).stream()
+            reason=_reason, size=self.size, opened=True,
+            identity=self.identity).stream()
 
-    def _open_at(self, offset):
+    def _open_at(self, offset, identity):
         response = self.open_file(offset)
         try:
             start, total = http_source.content_range(
@@ -193,7 +203,7 @@ class GlanceImage(base.ImageSource):
         except exception.SourceError:
             response.close()
             raise
-        return _Raw(response), start, total
+        return _Raw(response), start, total, self.identity
 
     def open_file(self, offset):
         """The response to ``GET .../file`` from ``offset`` on."""
@@ -259,15 +269,15 @@ class _Raw:
     def __init__(self, response):
         self.response = response
 
-    def read(self, size):
-        return self.response.raw.read(size, decode_content=False)
+    def read1(self, size):
+        return self.response.raw.read1(size, decode_content=False)
 
     def close(self):
         self.response.close()
 
 
 class _Empty:
-    def read(self, size):
+    def read1(self, size):
         return b''
 
     def close(self):

@@ -2,8 +2,20 @@
 
 No HEAD request is made: the GET response says how long the body is, and a
 ``Range: bytes=N-`` request answered 206 continues a partial download while an
-answer of 200 (a server that ignores Range) starts it over. A connection that
-breaks is continued the same way (:mod:`imagepipe.sources.resume`).
+answer of 200 (a server that ignores Range) starts it over. The Range comes
+with ``If-Range`` naming the version the partial download began with (its
+strong ETag, else its Last-Modified date), so a server whose image changed
+sends the new one whole; an answer whose version is not the one asked for
+starts over too, and without a version to name a download is not continued
+at all. A connection that breaks is continued the same way
+(:mod:`imagepipe.sources.resume`).
+
+The body must come unencoded: ``Accept-Encoding: identity`` is sent, and an
+answer with any other ``Content-Encoding`` is refused (a gzipped image would
+otherwise be stored as the image). Credentials come from the URL as typed in
+this process or from netrc (:mod:`imagepipe.sources.credentials`) and are
+sent with HTTP Basic authentication, to the host named only (not on a
+redirect).
 """
 
 import http.client
@@ -13,6 +25,7 @@ import urllib.request
 
 from imagepipe import exception
 from imagepipe.sources import base
+from imagepipe.sources import credentials
 from imagepipe.sources import resume
 
 #: Seconds a connection may stay silent before the download fails.
@@ -34,59 +47,107 @@ READ_ERRORS = (OSError, http.client.HTTPException)
 
 
 class HttpImage(base.ImageSource):
-    """``ref``, an http(s) URL; ``settings`` may give ``download_retries``."""
+    """``ref``, an http(s) URL; ``settings`` may give ``download_retries``.
+
+    ``ref`` is shown and stored without the credentials it may carry.
+    """
 
     supports_range = True
 
     def __init__(self, ref, settings=None):
-        super().__init__(ref)
+        super().__init__(credentials.keep(ref))
         self.retries = resume.retries_of(settings)
+        self._url, user, password, self._auth_origin = credentials.for_url(
+            self.ref)
+        self._auth = None if user is None else credentials.basic_auth(
+            user, password)
 
-    def read(self, offset=0):
+    def read(self, offset=0, identity=None):
         return resume.ResumingBody(self.ref, self._open_at, offset,
-                                   self.retries, READ_ERRORS).stream()
+                                   self.retries, READ_ERRORS,
+                                   identity=identity).stream()
 
-    def _open_at(self, offset):
-        response = open_url(self.ref, offset=offset)
+    def _open_at(self, offset, identity):
+        response = self._get(offset, if_range(identity))
         try:
             start, total = content_range(self.ref, response.status,
                                          response.headers, offset)
         except exception.SourceError:
             response.close()
             raise
-        return response, start, total
+        return response, start, total, identity_of(response.headers)
+
+    def _get(self, offset, version):
+        """GET from byte ``offset`` on (if still ``version``); SourceError
+        in one line if not.
+
+        A request past the end (416: the partial file is at least as long as
+        the image) is repeated without Range, so the download starts over.
+        """
+        request = urllib.request.Request(
+            self._url, headers={'Accept-Encoding': 'identity'})
+        if self._auth:
+            request.add_unredirected_header('Authorization', self._auth)
+        if offset:
+            request.add_header('Range', f'bytes={offset}-')
+            if version:
+                request.add_header('If-Range', version)
+        try:
+            response = urllib.request.urlopen(request, timeout=TIMEOUT)
+        except urllib.error.HTTPError as e:
+            e.close()
+            if e.code == 416 and offset:
+                return self._get(0, None)
+            raise exception.SourceError(
+                f'{self.ref}: {self._status_words(e.code, e.reason)}'
+            ) from None
+        except (OSError, http.client.HTTPException) as e:
+            reason = getattr(e, 'reason', None) or e
+            raise base.Unreachable(
+                f'{self.ref}: unreachable: {reason}') from None
+        if response.status == 204:
+            response.close()
+            raise exception.SourceError(
+                f'{self.ref}: no image data (HTTP 204)')
+        return response
+
+    def _status_words(self, code, reason):
+        words = f'{STATUS_WORDS.get(code, reason)} (HTTP {code})'
+        if code != 401:
+            return words
+        if self._auth_origin is None:
+            return f'{words}: {credentials.WHERE_TO_PUT_THEM}'
+        return (f'{words}: the server refused the credentials from '
+                f'{self._auth_origin}')
 
 
-def open_url(url, headers=None, offset=0):
-    """GET ``url`` from byte ``offset`` on; SourceError in one line if not.
+def identity_of(headers):
+    """The version an answer names: its strong ETag, else Last-Modified."""
+    etag = headers.get('ETag')
+    if etag and not etag.startswith('W/'):
+        return {'etag': etag}
+    modified = headers.get('Last-Modified')
+    return {'last_modified': modified} if modified else None
 
-    A request past the end (416: the partial file is at least as long as the
-    image) is repeated without Range, so the download starts over.
-    """
-    request = urllib.request.Request(url, headers=headers or {})
-    if offset:
-        request.add_header('Range', f'bytes={offset}-')
-    try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT)
-    except urllib.error.HTTPError as e:
-        e.close()
-        if e.code == 416 and offset:
-            return open_url(url, headers)
-        what = STATUS_WORDS.get(e.code, e.reason)
-        raise exception.SourceError(
-            f'{url}: {what} (HTTP {e.code})') from None
-    except (OSError, http.client.HTTPException) as e:
-        reason = getattr(e, 'reason', None) or e
-        raise base.Unreachable(f'{url}: unreachable: {reason}') from None
-    if response.status == 204:
-        response.close()
-        raise exception.SourceError(f'{url}: no image data (HTTP 204)')
-    return response
+
+def if_range(identity):
+    """The If-Range value naming the version ``identity`` describes."""
+    identity = identity or {}
+    return identity.get('etag') or identity.get('last_modified')
 
 
 def content_range(url, status, headers, offset, size=None):
     """(first byte, image size) of a 200 or 206 answer to a request from
-    ``offset``; ``size``: the declared size, when the answer does not say."""
+    ``offset``; ``size``: the declared size, when the answer does not say.
+
+    An answer whose body is encoded (gzip...) is refused: its bytes are not
+    the image.
+    """
+    encoding = (headers.get('Content-Encoding') or 'identity').strip()
+    if encoding.lower() != 'identity':
+        raise exception.SourceError(
+            f'{url}: the server sent the image with Content-Encoding '
+            f'{encoding!r}; only the unencoded image is accepted')
     if status != 206:
         length = headers.get('Content-Length')
         return 0, int(length) if length else size

@@ -7,6 +7,11 @@ download with a doubling delay between attempts. Fetch sees one unbroken
 stream, or a :class:`DownloadCut` naming where and why once the retries are
 spent. (Fetch also continues a ``.part`` after a crash; this is the same
 inside one run.)
+
+A continuation must come from the version of the image the download began
+with: when the answer names another version, or the first answer named
+none, the bytes already handed over cannot be trusted to belong with the
+rest, and :class:`SourceChanged` tells Fetch to start over.
 """
 
 import logging
@@ -37,6 +42,11 @@ class DownloadCut(exception.SourceError):
         self.position = position
 
 
+class SourceChanged(exception.SourceError):
+    """A download cannot be continued: the source is not (or cannot be
+    shown to be) the version it began with."""
+
+
 def retries_of(settings):
     """The ``download_retries`` of a source's settings dict, or the default."""
     retries = (settings or {}).get('download_retries')
@@ -46,20 +56,23 @@ def retries_of(settings):
 class ResumingBody:
     """The body of ``ref`` from ``offset`` on, read like a file.
 
-    ``open_at(position)`` asks the server for the bytes from ``position`` on
-    and returns ``(reader, start, total)``: something with ``read(n)`` and
-    ``close()``, the first byte it will give (0 from a server that ignored
-    the Range request) and the image size if known; it raises
+    ``open_at(position, identity)`` asks the server for the bytes from
+    ``position`` on if the image is still the version ``identity`` names,
+    and returns ``(reader, start, total, identity)``: something with
+    ``read1(n)`` and ``close()``, the first byte it will give (0 from a
+    server that ignored the Range request or has another version), the
+    image size if known and the version it sends; it raises
     :class:`base.Unreachable` when the server cannot be reached.
     ``read_errors`` are what a broken connection raises while reading,
     ``reason(error)`` words one for the error line. ``size`` is the image
     size the source declared, if any. ``opened`` says the server answered
     a moment ago (Glance's metadata): failing to reach it for the first
-    byte is then a cut too.
+    byte is then a cut too. ``identity`` is the version ``offset`` was
+    reached with: without one the download starts at 0.
     """
 
     def __init__(self, ref, open_at, offset, retries, read_errors,
-                 reason=str, size=None, opened=False):
+                 reason=str, size=None, opened=False, identity=None):
         self.ref = ref
         self.open_at = open_at
         self.retries = retries
@@ -69,26 +82,41 @@ class ResumingBody:
         self.attempt = 0
         self.reader = None
         self._skip = 0
+        if identity is None:
+            offset = 0
         try:
-            self.reader, self.start, self.total = open_at(offset)
+            self.reader, self.start, self.total, self.identity = (
+                self._first(offset, identity))
         except base.Unreachable as e:
             if not opened:
                 raise
-            self.start, self.total = offset, size
+            self.start, self.total, self.identity = offset, size, identity
             self.position = offset
             self._continue(str(e))
         else:
             self.position = self.start
 
+    def _first(self, offset, identity):
+        """The first answer; from 0 if it is not the version asked for
+        (a server that ignored If-Range)."""
+        reader, start, total, got = self.open_at(offset, identity)
+        if start and got != identity:
+            reader.close()
+            LOG.info('%s: not the version the partial download began with; '
+                     'starting over', self.ref)
+            reader, start, total, got = self.open_at(0, None)
+        return reader, start, total, got
+
     def stream(self):
         """The body as a :class:`base.Stream`."""
         length = None if self.total is None else self.total - self.start
-        return base.Stream(self.ref, self, self.start, self.total, length)
+        return base.Stream(self.ref, self, self.start, self.total, length,
+                           identity=self.identity)
 
-    def read(self, size):
+    def read1(self, size):
         while True:
             try:
-                data = self.reader.read(size)
+                data = self.reader.read1(size) or b''
             except self.read_errors as e:
                 why = self.reason(e)
             else:
@@ -110,6 +138,11 @@ class ResumingBody:
         """Reopen the download at ``position``, or fail after the retries."""
         position = self.position
         of = f' of {self.total}' if self.total is not None else ''
+        if self.identity is None and position:
+            raise SourceChanged(
+                f'{self.ref}: download cut at byte {position}{of} ({cause}); '
+                'the source names no version (ETag, Last-Modified or '
+                'checksum) the rest could be proven to belong to')
         why = cause
         while self.retries_left > 0:
             self.retries_left -= 1
@@ -122,10 +155,16 @@ class ResumingBody:
                         self.retries)
             time.sleep(delay)
             try:
-                reader, start, total = self.open_at(position)
+                reader, start, total, identity = self.open_at(
+                    position, self.identity)
             except base.Unreachable as e:
                 why = str(e)
                 continue
+            if identity != self.identity:
+                reader.close()
+                raise SourceChanged(
+                    f'{self.ref}: the image changed during the download '
+                    f'(cut at byte {position}{of})')
             if None not in (self.total, total) and total != self.total:
                 reader.close()
                 raise exception.SourceError(

@@ -4,14 +4,17 @@ Nova's ``images.fetch`` downloaded through the Glance client into the
 ``.part`` file, inside the caller's ``[X $hex]`` lock, and deleted the part on
 any error. imagepipe does the same in-process, with three things Nova did not
 do: blocks of zeros become holes (a raw image stays sparse), a ``.part`` left
-by a crash is continued with a Range request, and the length and checksum the
-source declares are verified while the bytes go by.
+by a crash is continued with a Range request when the source is still the
+version the part was begun with (:mod:`imagepipe.sources.identity`), and
+the length and checksum the source declares are verified while the bytes go
+by.
 """
 
 import contextlib
 import ctypes
 import errno
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -20,10 +23,14 @@ from oslo_utils import fileutils
 
 from imagepipe import exception
 from imagepipe import sources
+from imagepipe.sources import identity
+from imagepipe.sources import resume
 from imagepipe.sources.base import CHUNK_SIZE
 from imagepipe.tasks import locks
 from imagepipe.tasks import safefs
 from imagepipe.tasks.base import ImageTask
+
+LOG = logging.getLogger(__name__)
 
 _ZEROS = bytes(CHUNK_SIZE)
 
@@ -66,21 +73,31 @@ class Fetch(ImageTask):
             'command': ['GET', image, '-o', part],
             'creates': [part],
             'notes': [
+                f"cache key: sha1 of '{image}'",
                 f'skipped when {base} exists (checked inside the lock)',
                 'downloaded in-process: 4 KiB blocks of zeros left as holes, '
-                'a partial .part continued with a Range request, size and '
-                'checksum verified when the source declares them',
+                'a partial .part continued with a Range request only from '
+                'the version of the image it was begun with (If-Range with '
+                'its ETag or Last-Modified, the Glance checksum, or a local '
+                "file's size, mtime and inode), size and checksum verified "
+                'when the source declares them',
             ],
         }
 
 
 def download(source, part, on_progress):
-    """Write ``source`` into ``part`` durably; return its verified length."""
+    """Write ``source`` into ``part`` durably; return its verified length.
+
+    A download the source could not continue (it changed, or names no
+    version to prove it did not) starts over, once.
+    """
     fd = safefs.open_or_create(part, safefs.nova_mode(source.mode))
     try:
-        with source.read(_resume_point(source, fd)) as stream:
-            end = _receive(source, stream, fd, _Progress(
-                on_progress, source.size or stream.total))
+        try:
+            end = _download(source, fd, on_progress, identity.recorded(fd))
+        except resume.SourceChanged as e:
+            LOG.warning('%s: downloading it again from the start', e)
+            end = _download(source, fd, on_progress, None)
         # Durable, but left in the page cache: the convert reads it next,
         # and the pages go with the file once it is converted.
         os.fdatasync(fd)
@@ -94,10 +111,20 @@ def download(source, part, on_progress):
     return end
 
 
-def _resume_point(source, fd):
-    """How many bytes of the part to keep: all, if the source can go on."""
+def _download(source, fd, on_progress, recorded):
+    """The part's bytes from the source, after those of the version
+    ``recorded`` it holds; the final length."""
+    with source.read(_resume_point(source, fd, recorded), recorded) as stream:
+        return _receive(source, stream, fd, _Progress(
+            on_progress, source.size or stream.total))
+
+
+def _resume_point(source, fd, recorded):
+    """How many bytes of the part to keep: all, if the source can go on
+    from the version they were recorded with."""
     have = os.fstat(fd).st_size
-    if source.supports_range and (source.size is None or have <= source.size):
+    if recorded is not None and source.supports_range and (
+            source.size is None or have <= source.size):
         return have
     return 0
 
@@ -107,10 +134,13 @@ def _receive(source, stream, fd, progress):
 
     The part is cut to where the stream starts first (a server may ignore the
     Range request and start over), so a skipped block of zeros never leaves
-    old bytes behind. The kept prefix is hashed again, once, so the checksum
+    old bytes behind; a part begun anew records the version it holds before
+    its first byte. The kept prefix is hashed again, once, so the checksum
     covers the whole image.
     """
     os.ftruncate(fd, stream.offset)
+    if not stream.offset:
+        identity.record(fd, stream.identity)
     hashing = _Hasher(source.checksum[0]) if source.checksum else None
     with hashing or contextlib.nullcontext():
         if hashing:
@@ -156,11 +186,15 @@ def _write_sparse(fd, chunk, offset):
     """Write ``chunk`` at ``offset``, its aligned blocks of zeros as holes.
 
     Only the part after the stream's start is written, which the part was
-    cut to: a hole there reads as zeros.
+    cut to: a hole there reads as zeros. The chunk may have any length and
+    start anywhere (a slow link hands over short ones): blocks are aligned
+    on the file, and a block cut by the chunk's edge is zero-skipped in
+    each piece on its own.
     """
     if _is_zero(chunk):
         return
-    if _ZERO_BLOCK not in chunk:  # one search; the common case for data
+    if _ZERO_BLOCK not in chunk and not _zero_edge(chunk, offset):
+        # one search: the common case for data
         _pwrite(fd, chunk, offset)
         return
     view = memoryview(chunk)
@@ -178,6 +212,15 @@ def _write_sparse(fd, chunk, offset):
         pos, edge = edge, min(edge + BLOCK, len(chunk))
     if start is not None:
         _pwrite(fd, view[start:], offset + start)
+
+
+def _zero_edge(chunk, offset):
+    """Whether a block the chunk holds only part of is zeros in it (the
+    rest of that block may be zeros too: it must be left as a hole)."""
+    head = -offset % BLOCK
+    tail = (offset + len(chunk)) % BLOCK
+    return bool(head and chunk[:head] == _ZERO_BLOCK[:head]
+                or tail and chunk[-tail:] == _ZERO_BLOCK[:tail])
 
 
 def _start_writeback(fd, offset, length):

@@ -10,9 +10,12 @@ from taskflow import task as tf_task
 from taskflow.types import failure
 
 from imagepipe import exception
+from imagepipe import sources
+from imagepipe.sources import resume
 from imagepipe.sources.base import CHUNK_SIZE
 from imagepipe.tasks import locks
 from imagepipe.tasks.fetch import Fetch
+from imagepipe.tasks.fetch import download
 from tests import httpserver
 from tests import images
 
@@ -128,22 +131,50 @@ def test_glance_verified_and_declared(server, raw_image, cache):
     assert filecmp.cmp(raw_image, cache['part'], shallow=False)
 
 
+class Crash(BaseException):
+    """Stands for a SIGKILL: nothing catches it, the .part stays."""
+
+
+def crash_after_first_chunk(image, cache, glance=None):
+    """Start a fetch and stop it dead at its first progress report; return
+    the bytes the .part kept."""
+    task = Fetch('fetch')
+
+    def crash(event, details):
+        raise Crash()
+    task.notifier.register(tf_task.EVENT_UPDATE_PROGRESS, crash)
+    with pytest.raises(Crash):
+        fetch(image, cache, glance, task=task)
+    have = os.path.getsize(cache['part'])
+    assert have > 0
+    return have
+
+
 def test_resume_downloads_only_the_rest(server, raw_image, cache):
-    kept = 40 * 2**20 + 12345
-    with open(raw_image, 'rb') as src, open(cache['part'], 'wb') as dst:
-        dst.write(src.read(kept))
+    kept = crash_after_first_chunk(IMAGE_ID, cache, glance(server))
+    server.reset()
+    sent = server.sent
     result = fetch(IMAGE_ID, cache, glance(server))
-    assert server.ranges() == [None, f'bytes={kept}-']
-    assert server.sent == os.path.getsize(raw_image) - kept
+    assert [g['range'] for g in server.gets()] == [None, f'bytes={kept}-']
+    assert server.sent - sent == os.path.getsize(raw_image) - kept
     assert result['checksum'] == ['sha512', sha512(raw_image)]
     assert filecmp.cmp(raw_image, cache['part'], shallow=False)
 
 
-def test_resumed_prefix_is_hashed(server, raw_image, cache):
+def test_part_without_a_recorded_version_starts_over(server, raw_image,
+                                                     cache):
     with open(raw_image, 'rb') as src, open(cache['part'], 'wb') as dst:
-        dst.write(src.read(2**20))
-        dst.seek(1000)
-        dst.write(b'X')
+        dst.write(src.read(40 * 2**20))
+    fetch(server.url(os.path.basename(raw_image)), cache)
+    assert server.ranges() == [None]
+    assert filecmp.cmp(raw_image, cache['part'], shallow=False)
+
+
+def test_resumed_prefix_is_hashed(server, raw_image, cache):
+    crash_after_first_chunk(IMAGE_ID, cache, glance(server))
+    with open(cache['part'], 'r+b') as part:
+        part.seek(1000)
+        part.write(b'X')
     with pytest.raises(exception.ImageUnacceptable,
                        match='sha512 checksum .* does not match'):
         fetch(IMAGE_ID, cache, glance(server))
@@ -151,11 +182,14 @@ def test_resumed_prefix_is_hashed(server, raw_image, cache):
 
 
 def test_range_ignored_starts_over(image_dir, raw_image, cache):
-    with open(cache['part'], 'wb') as f:
-        f.write(b'\xff' * 10 * 2**20)
     with httpserver.Server(image_dir, ignore_range=True) as srv:
-        fetch(srv.url(os.path.basename(raw_image)), cache)
-        assert srv.ranges() == [f'bytes={10 * 2**20}-']
+        url = srv.url(os.path.basename(raw_image))
+        crash_after_first_chunk(url, cache)
+        with open(cache['part'], 'r+b') as f:
+            f.write(b'\xff' * 10 * 2**20)
+        srv.reset()
+        fetch(url, cache)
+        assert [g['range'] for g in srv.gets()] == [f'bytes={10 * 2**20}-']
     # Zero chunks were skipped, yet none of the old bytes survived.
     assert filecmp.cmp(raw_image, cache['part'], shallow=False)
 
@@ -247,7 +281,160 @@ def test_describe():
                                   'lock': {'name': 'h'}})
     shown = task.describe()
     assert shown['command'] == ['GET', 'http://h/i.qcow2', '-o', '$B/h.part']
+    assert shown['notes'][0] == "cache key: sha1 of 'http://h/i.qcow2'"
     assert shown['creates'] == ['$B/h.part']
     assert shown['source'] == 'images.fetch' and shown['lock'] == 'h'
     assert any('$B/h exists' in note for note in shown['notes'])
     assert json.loads(json.dumps(shown)) == shown
+
+
+# -- a continued download proves the source is the same ----------------------
+
+def _two_versions(directory):
+    """Two 3 MiB images of the same length: paths of v1 and v2."""
+    made = []
+    for n in (1, 2):
+        path = os.path.join(directory, f'v{n}.bin')
+        with open(path, 'wb') as f:
+            f.write(os.urandom(3 * CHUNK_SIZE))
+        made.append(path)
+    return made
+
+
+def _serve_as(path, served):
+    """Serve ``path``'s bytes as ``served`` from now on (a new file)."""
+    shutil.copyfile(path, served + '.new')
+    os.replace(served + '.new', served)
+
+
+def test_glance_image_changed_since_the_crash(tmp_path, cache):
+    v1, v2 = _two_versions(str(tmp_path))
+    with httpserver.Server(tmp_path) as srv:
+        srv.add_image(IMAGE_ID, 'v1.bin', size=os.path.getsize(v1),
+                      os_hash_algo='sha512', os_hash_value=sha512(v1))
+        crash_after_first_chunk(IMAGE_ID, cache, glance(srv))
+        srv.add_image(IMAGE_ID, 'v2.bin', size=os.path.getsize(v2),
+                      os_hash_algo='sha512', os_hash_value=sha512(v2))
+        srv.reset()
+        result = fetch(IMAGE_ID, cache, glance(srv))
+        assert [g['range'] for g in srv.gets()
+                if g['path'].endswith('/file')] == [None]
+    assert result['checksum'] == ['sha512', sha512(v2)]
+    assert filecmp.cmp(v2, cache['part'], shallow=False)
+
+
+def test_local_file_changed_since_the_crash(tmp_path, cache):
+    v1, v2 = _two_versions(str(tmp_path))
+    image = str(tmp_path / 'image.bin')
+    _serve_as(v1, image)
+    crash_after_first_chunk(image, cache)
+    _serve_as(v2, image)
+    fetch(image, cache)
+    assert filecmp.cmp(v2, cache['part'], shallow=False)
+
+
+def _replace_at_first_report(task, new, served):
+    replaced = []
+
+    def replace(event, details):
+        if not replaced:
+            _serve_as(new, served)
+            replaced.append(True)
+    task.notifier.register(tf_task.EVENT_UPDATE_PROGRESS, replace)
+
+
+@pytest.fixture
+def no_retry_delay(monkeypatch):
+    monkeypatch.setattr(resume, 'RETRY_DELAY', 0)
+
+
+def test_image_changed_during_the_download_starts_over(tmp_path, cache,
+                                                       no_retry_delay):
+    """A cut connection continued from another version would splice: the
+    If-Range answer shows the change, the download starts over, once."""
+    v1, v2 = _two_versions(str(tmp_path))
+    served = str(tmp_path / 'image.bin')
+    _serve_as(v1, served)
+    task = Fetch('fetch')
+    _replace_at_first_report(task, v2, served)
+    with httpserver.Server(tmp_path, cut_after=CHUNK_SIZE) as srv:
+        result = fetch(srv.url('image.bin'), cache,
+                       {'download_retries': 3}, task=task)
+        # cut at 1 MiB, the Range answered with the whole new version,
+        # which is then read from the start (and continued as it is cut)
+        assert srv.ranges()[:3] == [None, f'bytes={CHUNK_SIZE}-', None]
+        assert srv.header('If-Range')[1] is not None
+    assert result['size'] == os.path.getsize(v2)
+    assert filecmp.cmp(v2, cache['part'], shallow=False)
+
+
+def test_cut_without_a_version_starts_over_once(tmp_path, cache,
+                                                no_retry_delay):
+    v1, _ = _two_versions(str(tmp_path))
+    with httpserver.Server(tmp_path, cut_after=CHUNK_SIZE,
+                           validators=False) as srv:
+        url = srv.url('v1.bin')
+        with pytest.raises(exception.SourceError) as err:
+            fetch(url, cache, {'download_retries': 3})
+        assert srv.ranges() == [None, None]
+    assert str(err.value) == (
+        f'{url}: download cut at byte {CHUNK_SIZE} of {3 * CHUNK_SIZE} (the '
+        'connection was closed); the source names no version (ETag, '
+        'Last-Modified or checksum) the rest could be proven to belong to')
+    assert not os.path.exists(cache['part'])
+
+
+# -- short chunks from a slow link -------------------------------------------
+
+class _Trickle:
+    """A transport handing over the given piece sizes, as a slow link
+    does (no real server can be made to cut its reads at chosen bytes)."""
+
+    def __init__(self, data, sizes):
+        self.data, self.sizes, self.pos = data, sizes, 0
+
+    def read1(self, n):
+        size = min(n, self.sizes[self.pos % len(self.sizes)] if self.sizes
+                   else n)
+        piece = self.data[self.pos:self.pos + size]
+        self.pos += len(piece)
+        return piece
+
+    def close(self):
+        pass
+
+
+class _TrickleSource(sources.base.ImageSource):
+    supports_range = True
+
+    def __init__(self, data, sizes):
+        super().__init__('trickle')
+        self.data, self.sizes, self.size = data, sizes, len(data)
+
+    def read(self, offset=0, identity=None):
+        offset = offset if identity == {'v': 1} else 0
+        return sources.base.Stream(
+            self.ref, _Trickle(self.data[offset:], self.sizes), offset,
+            self.size, self.size - offset, identity={'v': 1})
+
+
+@pytest.mark.parametrize('sizes', [[1], [4095, 1, 4097, 333, 70001],
+                                   [12289, 2048]])
+def test_short_unaligned_chunks_keep_zero_skipping_exact(
+        tmp_path, cache, monkeypatch, sizes):
+    monkeypatch.setattr(sources.base, 'HAND_OVER_AFTER', 0)
+    path = str(tmp_path / 'patterned.raw')
+    data_blocks = _patterned(path)
+    with open(path, 'rb') as f:
+        data = f.read()
+    if sizes == [1]:   # a byte at a time: the first 64 KiB only
+        data = data[:64 * 1024]
+        data_blocks = 8
+    seen = []
+    download(_TrickleSource(data, sizes), cache['part'],
+             lambda fraction, **details: seen.append(details['done']))
+    with open(cache['part'], 'rb') as f:
+        assert f.read() == data
+    assert data_blocks * 4096 <= images.allocated(cache['part']) <= (
+        (data_blocks + 2) * 4096 + 64 * 1024)
+    assert len(seen) > len(data) // CHUNK_SIZE + 1   # short chunks went by

@@ -9,12 +9,16 @@ import pytest
 from imagepipe import exception
 from imagepipe import sources
 from imagepipe.sources import base
+from imagepipe.sources import credentials
 from imagepipe.sources import glance as glance_source
 from imagepipe.sources import resume
 from tests import httpserver
 
 IMAGE_ID = '6b1b4c5e-0a3e-4d59-9a51-3f1ad0d6d2a1'
 DATA = bytes(range(256)) * (12 * 1024 + 7)   # 3 MiB and a bit
+#: Glance metadata of DATA with the checksum that names its version.
+HASHED = {'size': len(DATA), 'os_hash_algo': 'sha512',
+          'os_hash_value': hashlib.sha512(DATA).hexdigest()}
 
 
 @pytest.fixture
@@ -41,10 +45,15 @@ def closed_port_url():
     return f'http://127.0.0.1:{port}'
 
 
-def read_all(source, offset=0):
-    with source.read(offset) as stream:
+def read_all(source, offset=0, identity=None):
+    with source.read(offset, identity) as stream:
         chunks = list(stream)
     return stream, chunks
+
+
+def version(source):
+    """The identity a whole read of ``source`` names."""
+    return read_all(source)[0].identity
 
 
 def test_chunks_are_full_size_except_the_last(served):
@@ -61,7 +70,7 @@ def test_local_path(served):
     assert (source.size, source.checksum, source.disk_format) == (
         len(DATA), None, None)
     assert source.supports_range
-    stream, chunks = read_all(source, 1000)
+    stream, chunks = read_all(source, 1000, version(source))
     assert stream.offset == 1000
     assert b''.join(chunks) == DATA[1000:]
 
@@ -97,7 +106,7 @@ def test_http_whole_and_range(server):
     stream, chunks = read_all(source)
     assert (stream.offset, stream.total) == (0, len(DATA))
     assert b''.join(chunks) == DATA
-    stream, chunks = read_all(source, 5000)
+    stream, chunks = read_all(source, 5000, stream.identity)
     assert (stream.offset, stream.total) == (5000, len(DATA))
     assert b''.join(chunks) == DATA[5000:]
     assert server.ranges() == [None, 'bytes=5000-']
@@ -105,17 +114,18 @@ def test_http_whole_and_range(server):
 
 def test_http_range_ignored_starts_over(served):
     with httpserver.Server(served, ignore_range=True) as srv:
-        stream, chunks = read_all(sources.open_image(srv.url('img.bin')),
-                                  5000)
+        source = sources.open_image(srv.url('img.bin'))
+        stream, chunks = read_all(source, 5000, version(source))
+        assert srv.ranges() == [None, 'bytes=5000-']
     assert stream.offset == 0
     assert b''.join(chunks) == DATA
 
 
 def test_http_range_past_the_end_starts_over(server):
     source = sources.open_image(server.url('img.bin'))
-    stream, chunks = read_all(source, len(DATA))
+    stream, chunks = read_all(source, len(DATA), version(source))
     assert stream.offset == 0 and b''.join(chunks) == DATA
-    assert server.ranges() == [f'bytes={len(DATA)}-', None]
+    assert server.ranges() == [None, f'bytes={len(DATA)}-', None]
 
 
 def test_http_not_found(server):
@@ -176,10 +186,11 @@ def test_glance_md5_when_no_os_hash(server):
 
 def test_glance_download_with_range(server):
     source = sources.open_image(IMAGE_ID, {'api_servers': [server.base_url]})
-    stream, chunks = read_all(source, 10)
+    stream, chunks = read_all(source, 10, source.identity)
     assert stream.offset == 10 and b''.join(chunks) == DATA[10:]
-    assert server.requests[-1] == {'method': 'GET', 'range': 'bytes=10-',
-                                   'path': f'/v2/images/{IMAGE_ID}/file'}
+    assert {k: server.requests[-1][k] for k in ('method', 'range', 'path')
+            } == {'method': 'GET', 'range': 'bytes=10-',
+                  'path': f'/v2/images/{IMAGE_ID}/file'}
 
 
 def test_glance_tries_each_server(server):
@@ -258,7 +269,7 @@ def test_glance_deactivated(server):
 def test_glance_cut_download_continues_with_range(served, no_retry_delay):
     piece = base.CHUNK_SIZE
     with httpserver.Server(served, cut_after=piece) as srv:
-        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        srv.add_image(IMAGE_ID, 'img.bin', **HASHED)
         source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url],
                                                'download_retries': 3})
         stream, chunks = read_all(source)
@@ -271,7 +282,7 @@ def test_glance_cut_download_continues_with_range(served, no_retry_delay):
 def test_glance_cut_download_gives_up(served, no_retry_delay):
     piece = base.CHUNK_SIZE
     with httpserver.Server(served, cut_after=piece) as srv:
-        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        srv.add_image(IMAGE_ID, 'img.bin', **HASHED)
         source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url],
                                                'download_retries': 2})
         with pytest.raises(resume.DownloadCut) as err:
@@ -286,7 +297,7 @@ def test_glance_cut_download_gives_up(served, no_retry_delay):
 
 def test_glance_cut_retries_default_to_three(served, no_retry_delay):
     with httpserver.Server(served, cut_after=1000) as srv:
-        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        srv.add_image(IMAGE_ID, 'img.bin', **HASHED)
         source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url]})
         with pytest.raises(exception.SourceError,
                            match='download cut at byte 4000 .*after 3 Range'):
@@ -296,7 +307,7 @@ def test_glance_cut_retries_default_to_three(served, no_retry_delay):
 def test_glance_server_gone_mid_download(served, no_retry_delay):
     """The server stops for good: the continuations cannot connect."""
     with httpserver.Server(served, cut_after=100000) as srv:
-        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        srv.add_image(IMAGE_ID, 'img.bin', **HASHED)
         source = sources.open_image(IMAGE_ID, {'api_servers': [srv.base_url],
                                                'download_retries': 2})
         stream = source.read()
@@ -313,7 +324,7 @@ def test_glance_server_gone_mid_download(served, no_retry_delay):
 def test_glance_whole_part_needs_no_request(server):
     source = sources.open_image(IMAGE_ID, {'api_servers': [server.base_url]})
     count = len(server.requests)
-    stream, chunks = read_all(source, len(DATA))
+    stream, chunks = read_all(source, len(DATA), source.identity)
     assert (stream.offset, chunks) == (len(DATA), [])
     assert len(server.requests) == count
 
@@ -479,3 +490,150 @@ def test_glance_password_auth_from_the_environment(token_server,
             'api_servers': [token_server.base_url]})
         assert b''.join(read_all(source)[1]) == DATA
     assert [p for p, _ in keystone.posts] == ['/v3/auth/tokens']
+
+
+# -- versions: If-Range and identities ---------------------------------------
+
+def test_http_range_names_the_version_it_continues(server):
+    source = sources.open_image(server.url('img.bin'))
+    first = version(source)
+    assert set(first) == {'etag'} and first['etag'].startswith('"')
+    stream, chunks = read_all(source, 5000, first)
+    assert stream.offset == 5000 and stream.identity == first
+    assert server.header('If-Range') == [None, first['etag']]
+
+
+def test_http_other_version_is_read_whole(server, served):
+    source = sources.open_image(server.url('img.bin'))
+    old = version(source)
+    (served / 'img.new').write_bytes(DATA[::-1])
+    (served / 'img.new').rename(served / 'img.bin')
+    stream, chunks = read_all(source, 5000, old)
+    assert stream.offset == 0 and b''.join(chunks) == DATA[::-1]
+    assert stream.identity != old
+
+
+def test_http_without_validators_is_never_continued(served):
+    with httpserver.Server(served, validators=False) as srv:
+        source = sources.open_image(srv.url('img.bin'))
+        assert version(source) is None
+        stream, chunks = read_all(source, 5000, None)
+        assert stream.offset == 0 and b''.join(chunks) == DATA
+        # a version recorded elsewhere: the server cannot match it
+        stream, chunks = read_all(source, 5000, {'etag': '"x"'})
+        assert stream.offset == 0 and b''.join(chunks) == DATA
+        assert srv.ranges() == [None, None, 'bytes=5000-']
+
+
+def test_http_identity_prefers_a_strong_etag():
+    from imagepipe.sources import http as http_source
+    date = 'Mon, 01 Jan 2024 00:00:00 GMT'
+    assert http_source.identity_of({'ETag': '"a"', 'Last-Modified': date}
+                                   ) == {'etag': '"a"'}
+    assert http_source.identity_of({'ETag': 'W/"a"', 'Last-Modified': date}
+                                   ) == {'last_modified': date}
+    assert http_source.identity_of({'ETag': 'W/"a"'}) is None
+
+
+def test_local_file_identity(served):
+    source = sources.open_image(str(served / 'img.bin'))
+    first = version(source)
+    assert set(first) == {'size', 'mtime_ns', 'inode'}
+    (served / 'img.new').write_bytes(DATA[::-1])
+    (served / 'img.new').rename(served / 'img.bin')
+    stream, chunks = read_all(sources.open_image(str(served / 'img.bin')),
+                              1000, first)
+    assert stream.offset == 0 and b''.join(chunks) == DATA[::-1]
+
+
+def test_glance_identity_is_its_checksum_and_size(server):
+    source = sources.open_image(IMAGE_ID, {'api_servers': [server.base_url]})
+    assert source.identity == {
+        'checksum': f'sha512:{hashlib.sha512(DATA).hexdigest()}',
+        'size': len(DATA)}
+    stream, _ = read_all(source, 10, {'checksum': 'md5:0', 'size': 1})
+    assert stream.offset == 0
+
+
+# -- Content-Encoding ---------------------------------------------------------
+
+@pytest.mark.parametrize('kind', ['http', 'glance'])
+def test_encoded_body_is_refused(served, kind):
+    with httpserver.Server(served, encoding='gzip') as srv:
+        srv.add_image(IMAGE_ID, 'img.bin', size=len(DATA))
+        ref, glance = srv.url('img.bin'), None
+        if kind == 'glance':
+            ref, glance = IMAGE_ID, {'api_servers': [srv.base_url]}
+        with pytest.raises(exception.SourceError) as err:
+            read_all(sources.open_image(ref, glance))
+        assert srv.header('Accept-Encoding')[-1] == 'identity'
+    assert str(err.value) == (
+        f"{ref}: the server sent the image with Content-Encoding 'gzip'; "
+        'only the unencoded image is accepted')
+
+
+# -- credentials --------------------------------------------------------------
+
+@pytest.fixture
+def no_netrc(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.delenv('NETRC', raising=False)
+
+
+def test_credentials_are_kept_out_of_the_shown_url():
+    typed = 'https://bob:p%40ss@images.example:8443/d.qcow2?token=t0k&x=1'
+    shown = credentials.keep(typed)
+    assert shown == 'https://images.example:8443/d.qcow2?token=***'
+    assert credentials.shown('http://u:pw@[::1/x') == 'http://[::1/x'
+    url, user, password, origin = credentials.for_url(shown)
+    assert (url, user, password, origin) == (
+        'https://images.example:8443/d.qcow2?token=t0k&x=1', 'bob', 'p@ss',
+        'the URL')
+
+
+def test_basic_credentials_from_the_url(served, no_netrc):
+    with httpserver.Server(served, basic=('bob', 'pw')) as srv:
+        typed = srv.url('img.bin').replace('//', '//bob:pw@')
+        source = sources.open_image(typed)
+        assert source.ref == srv.url('img.bin')
+        assert b''.join(read_all(source)[1]) == DATA
+        # the process that was given them finds them by the shown URL
+        assert b''.join(read_all(sources.open_image(source.ref))[1]) == DATA
+        wrong = sources.open_image(srv.url('img.bin').replace('//',
+                                                              '//bob:no@'))
+        with pytest.raises(exception.SourceError) as err:
+            wrong.read()
+    assert str(err.value) == (
+        f"{srv.url('img.bin')}: authentication required (HTTP 401): the "
+        'server refused the credentials from the URL')
+
+
+def test_basic_credentials_from_netrc(served, tmp_path, no_netrc,
+                                      monkeypatch):
+    with httpserver.Server(served, basic=('bob', 'pw')) as srv:
+        url = srv.url('img.bin')
+        with pytest.raises(exception.SourceError) as err:
+            sources.open_image(url).read()
+        assert str(err.value) == (
+            f'{url}: authentication required (HTTP 401): credentials are '
+            'not stored with a run: put them in ~/.netrc (or $NETRC)')
+        netrc = tmp_path / 'netrc'
+        netrc.write_text('machine 127.0.0.1 login bob password pw\n')
+        monkeypatch.setenv('NETRC', str(netrc))
+        assert b''.join(read_all(sources.open_image(url))[1]) == DATA
+        # ~/.netrc, refused while others may read it
+        monkeypatch.delenv('NETRC')
+        home_netrc = tmp_path / '.netrc'
+        netrc.rename(home_netrc)
+        home_netrc.chmod(0o644)
+        with pytest.raises(exception.SourceError, match='netrc: .*too '
+                                                        'permissive'):
+            sources.open_image(url)
+        home_netrc.chmod(0o600)
+        assert b''.join(read_all(sources.open_image(url))[1]) == DATA
+
+
+def test_malformed_url_is_one_source_error():
+    with pytest.raises(exception.SourceError,
+                       match=r'^http://\[::1/x: Invalid IPv6 URL$'):
+        sources.open_image('http://user:pw@[::1/x')
