@@ -214,10 +214,7 @@ class RecheckBase(InspectBase):
 def _inspect_base(base):
     """The inspector's format of a cached base; InvalidDiskInfo if unsafe."""
     try:
-        inspector = format_inspector.detect_file_format(base)
-        if inspector is None:
-            raise format_inspector.ImageFormatError('no format found')
-        inspector.safety_check()
+        detected = inspector_format(base)
     except format_inspector.SafetyCheckFailed as e:
         raise InvalidDiskInfo(
             f'Disk info file is invalid: Base image failed safety check: '
@@ -225,6 +222,28 @@ def _inspect_base(base):
     except format_inspector.ImageFormatError as e:
         # Not caught by Nova: the build is rescheduled.
         raise _unacceptable(base, f'{MISMATCH}: {e}') from None
+    return detected
+
+
+def inspector_format(path):
+    """The format oslo.utils' inspector finds in ``path``, safety-checked.
+
+    Raises the inspector's SafetyCheckFailed or ImageFormatError; any other
+    error of the inspector on this untrusted file (it has raised
+    AttributeError on text files) is an ImageFormatError too.
+    """
+    try:
+        inspector = format_inspector.detect_file_format(path)
+        if inspector is None:
+            raise format_inspector.ImageFormatError('no format found')
+        inspector.safety_check()
+    except (format_inspector.SafetyCheckFailed,
+            format_inspector.ImageFormatError):
+        raise
+    except Exception as e:
+        raise format_inspector.ImageFormatError(
+            f'the format inspector failed on it ({type(e).__name__}: {e})'
+        ) from None
     return str(inspector)
 
 
@@ -327,16 +346,12 @@ def _check_fresh(path, declared, vmdk_allowed_types, deep=True):
 def _detect(path, declared):
     """The inspector's format for ``path``, safety-checked and as declared."""
     try:
-        inspector = format_inspector.detect_file_format(path)
-        if inspector is None:
-            raise format_inspector.ImageFormatError('no format found')
-        inspector.safety_check()
+        detected = inspector_format(path)
     except format_inspector.SafetyCheckFailed as e:
         raise _unacceptable(path, f'{SAFETY} '
                             f'({", ".join(sorted(e.failures))})') from None
     except format_inspector.ImageFormatError as e:
         raise _unacceptable(path, f'{MISMATCH}: {e}') from None
-    detected = str(inspector)
     if not declared or declared in AMI_FORMATS:
         return detected
     if format_inspector.get_inspector(declared) is None:

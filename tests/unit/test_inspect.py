@@ -268,3 +268,22 @@ def test_a_part_gone_with_the_base_present_reads_as_cached(tmp_path,
         expected_format=None, vmdk_allowed_types=None, lock=None)
     assert result['cached'] is True and result['path'] == str(base)
     assert result['format'] == 'raw'
+
+
+def test_an_inspector_crash_is_a_refusal(raw_image, cache, monkeypatch):
+    """The inspector parses hostile bytes: any error of its own (it has
+    raised AttributeError on text files) refuses the image in one line."""
+    from oslo_utils.imageutils import format_inspector
+
+    class Broken:
+        def safety_check(self):
+            raise AttributeError("'VMDKInspector' object has no attribute "
+                                 "'vmdktype'")
+
+    monkeypatch.setattr(format_inspector, 'detect_file_format',
+                        lambda path: Broken())
+    with pytest.raises(exception.ImageUnacceptable,
+                       match='the format inspector failed on it '
+                             r'\(AttributeError: ') as err:
+        fetch_then_inspect(raw_image, cache)
+    assert '\n' not in str(err.value)
