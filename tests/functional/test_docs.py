@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from imagepipe import opts
+
 pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -37,3 +39,6 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     options = (out / 'configuration.html').read_text()
     assert 'libvirt_images_type' in options and 'image_cache_subdirectory' \
         in options
+    # the reference: every option oslo-config-generator lists, by sphinxext
+    listed = sum(len(group) for _, group in opts.list_opts())
+    assert options.count('class="oslo.config option"') == listed
