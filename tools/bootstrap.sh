@@ -5,7 +5,8 @@
 #
 #   tools/bootstrap.sh           what imagepipe itself runs
 #   tools/bootstrap.sh --tests   and what the boot tests need (QEMU, libvirt,
-#                                a kernel and busybox for the tiny guest)
+#                                a kernel and busybox for the tiny guest,
+#                                chromium for the docs' rendering test)
 set -euo pipefail
 tests=false; [ "${1:-}" = "--tests" ] && tests=true
 cd "$(dirname "$0")/.."
@@ -25,7 +26,8 @@ python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if $tests; then
     for pair in qemu-system-x86_64:qemu-system-x86 \
                 libvirtd:libvirt-daemon-system \
-                virtlogd:libvirt-daemon-system virsh:libvirt-clients; do
+                virtlogd:libvirt-daemon-system virsh:libvirt-clients \
+                chromium:chromium; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
     done
     for pkg in busybox-static linux-image-cloud-amd64; do

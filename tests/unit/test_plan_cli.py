@@ -104,7 +104,78 @@ def test_plan_dot(capsys, nova_conf, instances):
     assert out.startswith('strict digraph "folsom-qcow2" {')
     for before, after in zip(FOLSOM_STEPS, FOLSOM_STEPS[1:]):
         assert f'"{before}==1.0" -> "{after}==1.0"' in out
+    # each lock box says what the lock guards and which lock it is
+    assert f'label="fetch lock:\\n{HEX}"' in out
+    assert f'label="copy lock:\\n{instances}/_base/{HEX}"' in out
     assert not instances.exists()
+
+
+@pytest.mark.usefixtures('no_tools')
+def test_plan_dot_a_lock_taken_again_is_a_box_of_its_own(capsys, nova_conf):
+    """Icehouse's raw backend took the fetch lock $hex, released it, and
+    took $hex again to copy: two boxes, not one."""
+    conf = nova_conf('use_cow_images = false\n')
+    code, out, err = run(capsys, '--config-file', conf, '--release',
+                         'icehouse', 'plan', *REQUEST, '--format', 'dot')
+    assert code == 0
+    assert out.count('subgraph cluster_') == 2
+    assert f'label="fetch lock:\\n{HEX}"' in out
+    assert f'label="copy lock:\\n{HEX}"' in out
+
+
+def _boxes(layout):
+    """{gvid: (x0, y0, x1, y1)} of every node of a ``dot -Tjson`` layout,
+    and of every cluster caption drawn by graphviz itself."""
+    boxes = {}
+    for o in layout['objects']:
+        if 'pos' in o:
+            x, y = map(float, o['pos'].split(','))
+            w, h = float(o['width']) * 36, float(o['height']) * 36
+            boxes[o['_gvid']] = (x - w, y - h, x + w, y + h)
+        if o.get('lp'):
+            x, y = map(float, o['lp'].split(','))
+            w, h = float(o['lwidth']) * 36, float(o['lheight']) * 36
+            boxes[('caption', o['_gvid'])] = (x - w, y - h, x + w, y + h)
+    return boxes
+
+
+def _curve(pos):
+    """Points along the B-spline of an edge's ``pos``."""
+    points = [tuple(map(float, p.split(','))) for p in pos.split()
+              if not p.startswith(('e,', 's,'))]
+    for i in range(0, len(points) - 3, 3):
+        p0, p1, p2, p3 = points[i:i + 4]
+        for k in range(21):
+            t = k / 20
+            yield tuple((1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b
+                        + 3 * (1 - t) * t ** 2 * c + t ** 3 * d
+                        for a, b, c, d in zip(p0, p1, p2, p3))
+
+
+@pytest.mark.parametrize('release', RELEASES)
+@pytest.mark.parametrize('images_type', ['qcow2', 'raw'])
+def test_plan_dot_no_arrow_crosses_a_box_or_caption(
+        capsys, nova_conf, release, images_type):
+    conf = nova_conf('use_cow_images = false\n'
+                     if images_type == 'raw' else '')
+    code, out, err = run(capsys, '--config-file', conf, '--release', release,
+                         'plan', *REQUEST, '--ephemeral-gb', '1',
+                         '--swap-mb', '64', '--format', 'dot')
+    assert code == 0
+    assert 'fetch lock:' in out
+    layout = json.loads(subprocess.run(
+        ['dot', '-Tjson'], input=out, capture_output=True, text=True,
+        check=True).stdout)
+    boxes = _boxes(layout)
+    for edge in layout['edges']:
+        if edge.get('style') == 'invis':
+            continue
+        others = {k: b for k, b in boxes.items()
+                  if k not in (edge['tail'], edge['head'])}
+        for x, y in _curve(edge['pos']):
+            for key, (x0, y0, x1, y1) in others.items():
+                assert not (x0 + 1 < x < x1 - 1 and y0 + 1 < y < y1 - 1), (
+                    edge['tail'], edge['head'], key)
 
 
 @pytest.mark.usefixtures('no_tools')

@@ -3,106 +3,82 @@
 Directives:
 
 ``.. imagepipe-options::``
-    every option across the releases (introduced, renamed, dropped, default)
+    every option across the releases (names, releases, defaults, meaning)
 ``.. imagepipe-release:: NAME``
     a release's flow graph, its plan for each configuration, and what changed
     since the previous release
 ``.. imagepipe-deviations::``
     every Nova bug imagepipe deliberately does not reproduce
 ``.. imagepipe-cli::``
-    the help of every command
+    every command with its arguments (:mod:`imagepipe_cli_docs`)
+
+Values are written the way a reader meets them (:mod:`imagepipe_values`):
+commands as command lines, booleans as yes/no, paths shortened to ``$B``,
+``$I`` and ``$hex``; never as Python reprs.
 """
 
-import argparse
 import itertools
-import shlex
 
-from docutils import nodes
-from docutils.parsers.rst import Directive
-from docutils.statemachine import StringList
-from taskflow import engines
-from taskflow import task
+from imagepipe_cli_docs import Cli
+from imagepipe_values import DOC_REQUEST
+from imagepipe_values import DOC_SETTINGS
+from imagepipe_values import Generated
+from imagepipe_values import command_line
+from imagepipe_values import conf_value
+from imagepipe_values import short
+from imagepipe_values import table
+from imagepipe_values import trait_value
 
 from imagepipe import flows
-from imagepipe.cmd import main as cmd_main
 from imagepipe.cmd import plan as plan_cmd
-from imagepipe.conf import loader
 from imagepipe.conf import options
 from imagepipe.conf import releases as conf_releases
 from imagepipe.flows import deviations
 
-DOC_SETTINGS = {
-    'state_path': '/var/lib/nova',
-    'instances_path': '/var/lib/nova/instances',
-    'use_cow_images': True, 'force_raw_images': True,
-    'images_type': 'default', 'images_volume_group': 'nova-vg',
-    'sparse_logical_volumes': False, 'preallocate_images': 'none',
-    'resize_fs_using_block_device': False,
-    'image_cache_subdirectory_name': '_base', 'volume_clear': 'zero',
-    'volume_clear_size': 0, 'disable_process_locking': False,
-    'glance_endpoints': ['http://glance.example:9292'],
-    'download_retries': 3,
-}
-DOC_REQUEST = {'image': 'f6a6c2a8-7d02-4c0b-9e2a-2d8c4d1a0b7e',
-               'instance': 'instance-00000001', 'root_gb': 10,
-               'ephemeral_gb': 0, 'swap_mb': 0}
+
+def _span(first, last):
+    return first if first == last else f'{first} – {last}'
 
 
-class _Generated(Directive):
-    """Emit reST lines produced by :meth:`lines`."""
-
-    def run(self):
-        lines = StringList(list(self.lines()), source='imagepipe_docs')
-        container = nodes.section()
-        container.document = self.state.document
-        self.state.nested_parse(lines, self.content_offset, container,
-                                match_titles=True)
-        return container.children
-
-
-def _table(header, rows, widths=None):
-    yield '.. list-table::'
-    yield '   :header-rows: 1'
-    if widths:
-        yield f'   :widths: {" ".join(map(str, widths))}'
-    yield ''
-    for row in [header] + rows:
-        first = True
-        for cell in row:
-            text = str(cell).replace('\n', ' ') if cell not in (None, '') \
-                else '-'
-            yield f"   {'* -' if first else '  -'} {text}"
-            first = False
-    yield ''
+def _names(opt):
+    """Each spelling of ``opt`` with the releases that read it, one
+    paragraph each."""
+    parts, newest = [], conf_releases.newest()
+    for s in opt.spellings:
+        span = _span(s.since, s.until or newest)
+        if s.accepted_until:
+            span += f', deprecated alias in {s.accepted_until}'
+        parts.append(f'``{s.label}`` ({span})')
+    return parts
 
 
-class Options(_Generated):
+def _defaults(opt):
+    """The default, with the releases of each when it changed."""
+    if opt.sample_default:
+        return f'``{opt.sample_default}``'
+    spans = []
+    read = [r for r in conf_releases.RELEASES if opt.spelling_in(r)]
+    for value, group in itertools.groupby(
+            read, lambda r: opt.attribute('default', r)):
+        group = list(group)
+        text = conf_value(value)
+        spans.append((text if value is None else f'``{text}``',
+                      _span(group[0], group[-1])))
+    if len(spans) == 1:
+        return spans[0][0]
+    return '; '.join(f'{value} ({span})' for value, span in spans)
+
+
+class Options(Generated):
     def lines(self):
         rows = []
         for opt in options.OPTIONS:
-            names = '; '.join(
-                f'``{s.label}`` {s.since}'
-                + (f'-{s.until}' if s.until else '+')
-                + (f' (alias in {s.accepted_until})' if s.accepted_until
-                   else '')
-                for s in opt.spellings)
-            last = opt.spellings[-1]
-            dropped = (last.accepted_until or last.until
-                       if last.until else '')
-            defaults = sorted({
-                repr(opt.attribute('default', r)) for r in
-                conf_releases.RELEASES if opt.spelling_in(r)})
-            rows.append([f'``{opt.key}``', opt.introduced, names,
-                         dropped, ', '.join(defaults),
-                         opt.help])
-        yield from _table(['option', 'introduced', 'names (releases)',
-                           'last release', 'default', 'meaning'], rows,
-                          [14, 8, 30, 8, 12, 28])
-        own = [[f'``[imagepipe] {o.name}``', o.default, o.help]
-               for o in loader.IMAGEPIPE_OPTS]
-        yield '**imagepipe\'s own options** (every release):'
-        yield ''
-        yield from _table(['option', 'default', 'meaning'], own)
+            read = [r for r in conf_releases.RELEASES if opt.spelling_in(r)]
+            rows.append([[f'``{opt.key}``', opt.help],
+                         _span(read[0], read[-1]), _names(opt),
+                         _defaults(opt)])
+        yield from table(['option', 'read by', 'names (releases)', 'default'],
+                         rows, [28, 15, 37, 20])
 
 
 def _combinations(release):
@@ -115,18 +91,19 @@ def _combinations(release):
                  ('lvm', {'images_type_effective': 'lvm',
                           'images_type': 'lvm'})]
     else:
-        types = [('use_cow_images=True', {'images_type_effective': 'qcow2'}),
-                 ('use_cow_images=False', {'images_type_effective': 'raw',
-                                           'use_cow_images': False})]
+        types = [('use_cow_images = true',
+                  {'images_type_effective': 'qcow2'}),
+                 ('use_cow_images = false',
+                  {'images_type_effective': 'raw', 'use_cow_images': False})]
     for (title, over), force_raw in itertools.product(types, (True, False)):
-        yield (f'{title}, force_raw_images={force_raw}',
+        yield (f'{title}, force_raw_images = {conf_value(force_raw)}',
                {**over, 'force_raw_images': force_raw})
     if t.preallocation:
-        yield ('qcow2, preallocate_images=space',
+        yield ('qcow2, preallocate_images = space',
                {'images_type_effective': 'qcow2',
                 'preallocate_images': 'space'})
     if t.overlay_fs_resize == 'nbd-option':
-        yield ('qcow2, resize_fs_using_block_device=True',
+        yield ('qcow2, resize_fs_using_block_device = true',
                {'images_type_effective': 'qcow2',
                 'resize_fs_using_block_device': True})
 
@@ -135,61 +112,15 @@ def _plan_rows(flow):
     rows = []
     for step in plan_cmd.describe(flow):
         command = step['command']
-        if command and isinstance(command[0], list):
-            text = ' ; '.join(shlex.join(c) for c in command)
+        if not command:
+            commands = ['(in-process)']
         else:
-            text = shlex.join(command) if command else '(in-process)'
-        text = (text.replace('/var/lib/nova/instances/_base/', '$B/')
-                .replace('/var/lib/nova/instances/', '$I/'))
-        rows.append([f'``{step["name"]}``', f'``{text}``',
-                     step['source'], ' '.join(
-                         f'{n}.' if not n.endswith('.') else n
-                         for n in step['notes'])])
+            argvs = command if isinstance(command[0], list) else [command]
+            commands = [f'``{short(command_line(c))}``' for c in argvs]
+        notes = [short(n) for n in step['notes']]
+        rows.append([[f'``{step["name"]}``', f'*{step["source"]}*'],
+                     commands, notes])
     return rows
-
-
-def _picture(flow):
-    """DOT of the flow: one box per step (name, Nova function, tool), the
-    steps under one of Nova's locks drawn inside a box named after it."""
-    steps = plan_cmd.describe(flow)
-    out = ['digraph flow {', 'rankdir=TB; node [shape=box, style=rounded, '
-           'fontname="Helvetica", fontsize=10];']
-    for i, group in enumerate(itertools.groupby(steps, lambda s: s['lock'])):
-        lock, members = group
-        members = list(members)
-        if lock:
-            label = ('lock ' + lock.replace('/var/lib/nova/instances/_base/',
-                                            '$B/'))[:60]
-            out.append(f'subgraph cluster_{i} {{ label="{label}"; '
-                       'style=dashed; fontsize=9;')
-        for step in members:
-            command = step['command']
-            if command and isinstance(command[0], list):
-                command = command[-1]
-            tool = command[0] if command else 'in-process'
-            out.append(f'"{step["name"]}" [label="{step["name"]}\\n'
-                       f'{step["source"]}\\n{tool}"];')
-        if lock:
-            out.append('}')
-    out += [f'"{a}" -> "{b}";' for a, b in _edges(flow)]
-    out.append('}')
-    return out
-
-
-def _edges(flow):
-    """Task-to-task edges of taskflow's execution graph of ``flow``."""
-    engine = engines.load(flow)
-    engine.compile()
-    graph = engine.compilation.execution_graph
-    tasks = {n for n in graph.nodes if isinstance(n, task.Task)}
-
-    def next_tasks(node, seen=()):
-        for succ in graph.successors(node):
-            if succ in tasks:
-                yield succ
-            elif succ not in seen:
-                yield from next_tasks(succ, seen + (succ,))
-    return [(a.name, b.name) for a in tasks for b in set(next_tasks(a))]
 
 
 def _trait_changes(release):
@@ -198,7 +129,7 @@ def _trait_changes(release):
     previous = release.previous
     if previous is None:
         return ['The first release imagepipe models.']
-    changes = [f'``{name}``: {a!r} -> {b!r}'
+    changes = [f'``{name}``: {trait_value(a, name)} → {trait_value(b, name)}'
                for name, a, b in release.changes()]
     before = {o.key for o in options.for_release(previous.name)}
     after = {o.key for o in options.for_release(release.name)}
@@ -209,7 +140,7 @@ def _trait_changes(release):
     return changes or ['Nothing the flows depend on.']
 
 
-class Release(_Generated):
+class Release(Generated):
     required_arguments = 1
 
     def lines(self):
@@ -228,8 +159,9 @@ class Release(_Generated):
         yield '------------'
         yield ''
         yield '.. graphviz::'
+        yield f'   :alt: {name} default flow'
         yield ''
-        for line in _picture(default):
+        for line in short(plan_cmd.dot(default)).splitlines():
             yield f'   {line}'
         yield ''
         heading = f'Changes since {previous.name if previous else "Diablo"}'
@@ -246,36 +178,16 @@ class Release(_Generated):
             yield title
             yield '-' * len(title)
             yield ''
-            yield from _table(['step', 'command', 'Nova source', 'notes'],
-                              _plan_rows(flow), [12, 40, 14, 34])
+            yield from table(['step', 'command', 'notes'],
+                             _plan_rows(flow), [24, 40, 36])
 
 
-class Deviations(_Generated):
+class Deviations(Generated):
     def lines(self):
-        rows = [[ref, short, text] for short, ref, text in
+        rows = [[ref, short_text, text] for short_text, ref, text in
                 deviations.DEVIATIONS.values()]
-        yield from _table(['reference', 'in short', 'what and why'], rows,
-                          [12, 20, 68])
-
-
-class Cli(_Generated):
-    def lines(self):
-        parser = argparse.ArgumentParser(prog='imagepipe')
-        commands = parser.add_subparsers(dest='command')
-        cmd_main._add_parsers(commands)
-        yield 'Global options (before the command): ``--config-file F`` ' \
-              '(repeatable), ``--config-dir D``, ``--release R``, ' \
-              '``--debug``.'
-        yield ''
-        for name, sub in commands.choices.items():
-            yield f'``{name}``'
-            yield '~' * (len(name) + 4)
-            yield ''
-            yield '.. code-block:: text'
-            yield ''
-            for line in sub.format_help().splitlines():
-                yield f'   {line}'
-            yield ''
+        yield from table(['reference', 'in short', 'what and why'], rows,
+                         [18, 22, 60])
 
 
 def setup(app):
@@ -283,4 +195,5 @@ def setup(app):
     app.add_directive('imagepipe-release', Release)
     app.add_directive('imagepipe-deviations', Deviations)
     app.add_directive('imagepipe-cli', Cli)
+    app.add_css_file('imagepipe.css')
     return {'parallel_read_safe': True}
