@@ -181,59 +181,63 @@ class TestRevertThatCannotFinish:
         assert f'its revert stopped at step {step}' in shown.out
         return run_id
 
-    def test_disk_info_not_json(self, tmp_path, small):
-        env = Env(tmp_path / 'env', release='havana')
-        info = os.path.join(env.instances, 'vm1', 'disk.info')
-        os.makedirs(os.path.dirname(info))
-        with open(info, 'w') as f:
-            f.write('not json\n')
-        run_id = self._left(env, env.run(small[1]), 'root-disk-info')
-
-        again = env.cli('resume', run_id)  # the obstacle is still there
-        assert again.out.startswith(f'run {run_id} (FAILURE): finishing its '
-                                    'revert')
-        self._left(env, again, 'root-disk-info')
-
-        with open(info, 'w') as f:
-            f.write('{}')
-        done = env.cli('resume', run_id)
-        assert one_line(done, 1).startswith(
-            f'imagepipe: error: run {run_id} failed and was reverted at step '
-            'root-disk-info: ')
-        assert env.flow_state(run_id) == 'REVERTED'
-        assert env.steps(run_id)['root-fetch'] == 'REVERTED'
-        retried = env.cli('resume', run_id)
-        assert retried.rc == 0, retried
-        same_as_image(os.path.join(env.instances, 'vm1', 'disk'), small[0])
-
-    def test_a_revert_that_needs_its_step_result(self, tmp_path, small):
-        """The resized base's revert reads what its copy step returned;
-        taskflow drops that when the revert fails, imagepipe keeps it."""
+    def test_a_file_the_revert_cannot_remove(self, tmp_path, small):
+        """folsom's resized base is grown as ``<hex>_1.tmp``; its resize
+        fails and leaves the file immutable, so the copy's revert cannot
+        remove it. Once the flag is cleared, resume finishes the revert
+        and a retry builds the instance."""
         env = Env(tmp_path / 'env')
         env.path = qemu_img_wrapper(
             str(tmp_path / 'bin'),
-            'resize) mkdir "$4.tmp"; echo "qemu-img: simulated" >&2; exit 1;;')
+            'resize) chattr +i "$4"; echo "qemu-img: simulated" >&2; '
+            'exit 1;;')
         r = env.run(small[1])
         env.path = Env(tmp_path).path
         run_id = self._left(env, r, 'root-copy-base')
         base = env.result(run_id, 'root-publish')['path']
-        os.rmdir(base + '_1.tmp')
+        staged = base + '_1.tmp'
+        assert f'could not remove {staged} (Operation not permitted)' in (
+            one_line(r, 1))
+        # taskflow drops a step's result when its revert fails; the
+        # step's meta keeps it for the resume
+        with env._db() as db:
+            meta, = db.execute(
+                'SELECT meta FROM atomdetails WHERE parent_uuid = ? AND '
+                "name = 'root-copy-base'", (run_id,)).fetchone()
+        assert json.loads(meta)['executed']['staged'] == staged
+
+        again = env.cli('resume', run_id)  # the obstacle is still there
+        assert again.out.startswith(f'run {run_id} (FAILURE): finishing its '
+                                    'revert')
+        self._left(env, again, 'root-copy-base')
+
+        subprocess.run(['chattr', '-i', staged], check=True)
         done = env.cli('resume', run_id)
-        assert 'failed and was reverted at step root-resize-base' in one_line(
-            done, 1)
-        assert not os.path.exists(base + '_1')  # the entry it copied, gone
-        assert env.cli('resume', run_id).rc == 0
+        assert one_line(done, 1).startswith(
+            f'imagepipe: error: run {run_id} failed and was reverted at step '
+            'root-resize-base: ')
+        assert env.flow_state(run_id) == 'REVERTED'
+        assert env.steps(run_id)['root-copy-base'] == 'REVERTED'
+        assert not os.path.lexists(staged)
+        assert not os.path.lexists(base + '_1')
+        retried = env.cli('resume', run_id)
+        assert retried.rc == 0, retried
+        assert os.path.isfile(base + '_1')
 
     def test_instances_path_is_a_file(self, tmp_path, small):
+        """Nothing can be made: the run fails at its first step, one line,
+        nothing to revert; once the file is gone the same run succeeds."""
         env = Env(tmp_path / 'env')
         with open(env.instances, 'w') as f:
             f.write('')
         r = env.run(small[1])
-        run_id = self._left(env, r, 'root-fetch')
+        run_id = first_run_id(r)
+        assert one_line(r, 1) == (
+            f'imagepipe: error: run {run_id} failed and was reverted at step '
+            f'root-fetch: cannot open directory {env.instances}/locks: Not '
+            'a directory')
+        assert env.flow_state(run_id) == 'REVERTED'
         os.unlink(env.instances)
-        done = env.cli('resume', run_id)
-        assert one_line(done, 1).startswith(
-            f'imagepipe: error: run {run_id} failed and was reverted')
         assert env.cli('resume', run_id).rc == 0
 
     def test_instances_path_read_only(self, tmp_path, small):
@@ -248,8 +252,9 @@ class TestRevertThatCannotFinish:
             env = Env(tmp_path / 'env', instances=instances)
             r = env.run(small[1])
             line = one_line(r, 1)
-            assert line.endswith('Read-only file system: '
-                                 f"b'{instances}/locks'"), line
+            assert line.endswith(f'cannot create directory {instances}/locks'
+                                 ': Read-only file system'), line
+            assert env.flow_state(first_run_id(r)) == 'REVERTED'
         finally:
             subprocess.run(['umount', '-l', instances], check=False)
 

@@ -54,8 +54,9 @@ def db_bytes(env):
     """Every byte of the run database (WAL and shared memory included)."""
     data = b''
     for name in os.listdir(env.root):
-        if name.startswith('runs.sqlite'):
-            with open(os.path.join(env.root, name), 'rb') as f:
+        path = os.path.join(env.root, name)
+        if name.startswith('runs.sqlite') and os.path.isfile(path):
+            with open(path, 'rb') as f:
                 data += f.read()
     return data
 
