@@ -56,6 +56,16 @@ def _resume(parser):
                              'that no process is driving')
 
 
+def _cache(parser):
+    parser.add_argument('action', choices=('list', 'clean'),
+                        help='list the cache, or make one pass of the '
+                             "release's image cache manager")
+    parser.add_argument('--dry-run', action='store_true',
+                        help='clean: print what the pass would do and why, '
+                             'change nothing')
+    output.add_format(parser)
+
+
 #: name -> (add_arguments(parser), handler(args, ctx) as a dotted name, help)
 COMMANDS = {
     'demo': (_demo, 'imagepipe.cmd.demo.run',
@@ -75,4 +85,7 @@ COMMANDS = {
     'resume': (_resume, 'imagepipe.cmd.runs.resume',
                'continue a crashed or suspended run, or retry a reverted '
                'one'),
+    'cache': (_cache, 'imagepipe.cmd.cache.run',
+              "list the image cache, or make one pass of the release's "
+              'image cache manager (clean)'),
 }

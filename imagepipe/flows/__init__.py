@@ -5,6 +5,7 @@
 plain JSON, so the same arguments always rebuild the same graph.
 """
 
+from stevedore import driver
 from stevedore import extension
 
 from imagepipe import exception
@@ -46,8 +47,17 @@ def get(name):
             f'{", ".join(releases)}') from None
 
 
+#: operations other than a boot (a request naming its ``operation``):
+#: name -> factory(release, settings, request)
+OPERATIONS = 'imagepipe.operations'
+
+
 def factory(release, settings, request):
     """The flow of ``release`` for ``request`` (both plain JSON)."""
+    operation = request.get('operation')
+    if operation is not None:
+        return driver.DriverManager(OPERATIONS, operation).driver(
+            release, settings, request)
     return get(release).build(settings, request)
 
 
