@@ -66,6 +66,13 @@ def _cache(parser):
     output.add_format(parser)
 
 
+def _delete(parser):
+    parser.add_argument('--instance', required=True, metavar='NAME',
+                        help='instance name (its directory under '
+                             'instances_path)')
+    output.add_format(parser)
+
+
 #: name -> (add_arguments(parser), handler(args, ctx) as a dotted name, help)
 COMMANDS = {
     'demo': (_demo, 'imagepipe.cmd.demo.run',
@@ -88,4 +95,7 @@ COMMANDS = {
     'cache': (_cache, 'imagepipe.cmd.cache.run',
               "list the image cache, or make one pass of the release's "
               'image cache manager (clean)'),
+    'delete': (_delete, 'imagepipe.cmd.delete.run',
+               "remove an instance's disks and directory, as the release's "
+               'destroy did'),
 }
