@@ -73,6 +73,12 @@ def _delete(parser):
     output.add_format(parser)
 
 
+def _precache(parser):
+    parser.add_argument('--image', required=True, metavar='REF',
+                        help=request.IMAGE_HELP)
+    output.add_format(parser)
+
+
 #: name -> (add_arguments(parser), handler(args, ctx) as a dotted name, help)
 COMMANDS = {
     'demo': (_demo, 'imagepipe.cmd.demo.run',
@@ -98,4 +104,7 @@ COMMANDS = {
     'delete': (_delete, 'imagepipe.cmd.delete.run',
                "remove an instance's disks and directory, as the release's "
                'destroy did'),
+    'precache': (_precache, 'imagepipe.cmd.precache.run',
+                 'fetch an image into the image cache, or refresh it there '
+                 "(today's pre-caching)"),
 }

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests import images
 from tests.functional.runner_env import Env
 from tests.functional.runner_env import ext4_qcow2
 from tests.functional.runner_env import finish
@@ -188,3 +189,20 @@ def test_delete_refused_while_a_run_is_unfinished(tmp_path, image):
     r = env.cli('delete', '--instance', 'vm1')
     assert r.rc == 2 and 'unfinished run' in r.error_line(), r
     assert os.path.exists(os.path.join(env.instances, 'vm1', 'disk'))
+
+
+def test_precache_fetches_then_touches(tmp_path, image):
+    env = Env(tmp_path / 'env', release='gazpacho')
+    first = env.cli('precache', '--image', image, '--format', 'json')
+    assert first.rc == 0 and first.json()['status'] == 'cached', first
+    base = first.json()['base']
+    assert images.info(base)['format'] == 'raw'  # force_raw_images
+    assert [r['state'] for r in env.cli('runs', '--all', '--format',
+                                        'json').json()] == ['SUCCESS']
+    aged(base, 3 * DAY)
+    again = env.cli('precache', '--image', image, '--format', 'json')
+    assert again.json()['status'] == 'existing' and not again.json()['run']
+    assert time.time() - os.stat(base).st_mtime < 600
+    old = Env(tmp_path / 'old', release='juno')
+    refused = old.cli('precache', '--image', image)
+    assert refused.rc == 2 and 'precache' in refused.error_line()
