@@ -110,7 +110,8 @@ def scan(release, policy, settings, runs, now=None):
     now = time.time() if now is None else now
     base = usage.base_dir(release, settings)
     skip = {os.path.basename(base), flow_paths.LOCKS}
-    disks, warnings = usage.disk_uses(settings['instances_path'], skip)
+    disks, warnings, unread = usage.disk_uses(settings['instances_path'],
+                                              skip)
     pattern = info_pattern(policy, settings)
     try:
         names = sorted(os.listdir(base))
@@ -133,7 +134,8 @@ def scan(release, policy, settings, runs, now=None):
             'problem': problem, 'size': st.st_size,
             'allocated': st.st_blocks * 512,
             'age': int(now - st.st_mtime),
-            'users': _users(name, base, runs, disks)})
+            'users': _users(name, base, runs, disks),
+            'unread_disks': len(unread)})
     return base, entries, warnings
 
 
@@ -159,6 +161,11 @@ def decide(entries, settings):
             who = ', '.join(sorted({u['how'] + ' ' + str(u['instance'])
                                     for u in e['users']}))
             e.update(action='in-use', reason=f'used by {who}')
+        elif e.get('unread_disks'):
+            # a disk whose backing file is unknown may use any base
+            e.update(action='keep', reason=f"{e['unread_disks']} instance "
+                     'disk(s) could not be read (see the warnings): no base '
+                     'is removed while who uses it is unknown')
         elif not settings.get('remove_unused_base_images'):
             e.update(action='keep',
                      reason='unused; remove_unused_base_images is off')

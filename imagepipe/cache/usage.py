@@ -96,14 +96,15 @@ def _disk_names(directory):
 
 
 def disk_uses(instances_path, skip):
-    """({base file name: [(instance, disk)]}, warnings) of every instance
-    disk under ``instances_path``; ``skip``: directory names that are no
-    instances (the base directory, the locks)."""
-    uses, warnings = {}, []
+    """({base file name: [(instance, disk)]}, warnings, unread) of every
+    instance disk under ``instances_path``; ``skip``: directory names that
+    are no instances (the base directory, the locks). ``unread`` names the
+    instance directories and disks whose backing file could not be known."""
+    uses, warnings, unread = {}, [], []
     try:
         entries = sorted(os.listdir(instances_path))
     except FileNotFoundError:
-        return uses, warnings
+        return uses, warnings, unread
     for entry in entries:
         if entry in skip:
             continue
@@ -111,12 +112,14 @@ def disk_uses(instances_path, skip):
         st = os.lstat(directory)
         if stat.S_ISLNK(st.st_mode):
             warnings.append(f'{directory} is a symbolic link: not followed')
+            unread.append(directory)
             continue
         if not stat.S_ISDIR(st.st_mode):
             continue
         names, error = _disk_names(directory)
         if error is not None:
             warnings.append(f'{directory} cannot be read: {error.strerror}')
+            unread.append(directory)
             continue
         for name in names:
             path = os.path.join(directory, name)
@@ -124,13 +127,16 @@ def disk_uses(instances_path, skip):
                 _, backing = qcow2.backing_name(path)
             except qcow2.Corrupt as e:
                 warnings.append(f'{path}: corrupt qcow2 header ({e})')
+                unread.append(path)
                 continue
             except safefs.UnsafePath as e:
                 warnings.append(f'{path} not read: {e}')
+                unread.append(path)
                 continue
             except OSError as e:
                 warnings.append(f'{path} cannot be read: {e.strerror}')
+                unread.append(path)
                 continue
             if backing:
                 uses.setdefault(backing, []).append((entry, name))
-    return uses, warnings
+    return uses, warnings, unread
