@@ -12,6 +12,7 @@ disk, no link followed).
 import os
 import stat
 
+from imagepipe import exception
 from imagepipe import flows
 from imagepipe.cache import qcow2
 from imagepipe.flows import paths as flow_paths
@@ -28,7 +29,7 @@ def base_dir(release, settings):
     try:
         if not flows.get(release).traits.base_dir_option:
             name = '_base'
-    except Exception:  # a release no longer installed: its option then
+    except exception.ConfigError:  # a release no longer installed
         pass
     return os.path.join(settings['instances_path'], name)
 
@@ -38,7 +39,7 @@ def _generated(release, request):
     names = []
     try:
         traits = flows.get(release).traits
-    except Exception:
+    except exception.ConfigError:  # a release no longer installed
         return names
     if request.get('ephemeral_gb'):
         names.append(traits.ephemeral_name.format(gb=request['ephemeral_gb']))
