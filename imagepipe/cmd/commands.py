@@ -29,6 +29,12 @@ def _run(parser):
 def _runs(parser):
     parser.add_argument('--all', action='store_true',
                         help='finished runs too (default: unfinished only)')
+    parser.add_argument('--prune', action='store_true',
+                        help='forget the finished runs instead of listing '
+                             'runs (never an unfinished one)')
+    parser.add_argument('--older-than', type=float, metavar='DAYS',
+                        help='with --prune: only runs started DAYS ago or '
+                             'earlier')
     output.add_format(parser)
 
 
@@ -56,6 +62,10 @@ def _resume(parser):
                              'that no process is driving')
 
 
+def _one_run(parser):
+    parser.add_argument('run', metavar='RUN', help='run id (or a prefix)')
+
+
 #: name -> (add_arguments(parser), handler(args, ctx) as a dotted name, help)
 COMMANDS = {
     'demo': (_demo, 'imagepipe.cmd.demo.run',
@@ -75,4 +85,9 @@ COMMANDS = {
     'resume': (_resume, 'imagepipe.cmd.runs.resume',
                'continue a crashed or suspended run, or retry a reverted '
                'one'),
+    'abandon': (_one_run, 'imagepipe.cmd.abandon.abandon',
+                'revert what an unfinished run made (cached bases stay) and '
+                'mark it finished, so its instance can be run again'),
+    'forget': (_one_run, 'imagepipe.cmd.abandon.forget',
+               "remove a finished run's record"),
 }
