@@ -34,6 +34,7 @@ from imagepipe.conf import loader
 from imagepipe.conf import settings as conf_settings
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
+from imagepipe.runner import store as run_store
 
 
 class Noop(task.Task):
@@ -61,7 +62,7 @@ def engine(args):
     if os.path.exists(db):
         os.unlink(db)
     t0 = time.perf_counter()
-    store = runs.RunStore(persistence.open_backend(f'sqlite:///{db}'))
+    store = run_store.RunStore(persistence.open_backend(f'sqlite:///{db}'))
     opened = time.perf_counter() - t0
     count = [0]
 
@@ -161,7 +162,7 @@ def _release_kwargs(args, instance):
 
 
 def _store(kwargs):
-    return runs.RunStore(persistence.open_backend(
+    return run_store.RunStore(persistence.open_backend(
         kwargs['settings']['connection']))
 
 

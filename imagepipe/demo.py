@@ -20,6 +20,7 @@ from imagepipe.conf import loader
 from imagepipe.conf import settings as conf_settings
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
+from imagepipe.runner import store as run_store
 
 IMAGE_MB = 64
 ROOT_GB = 1
@@ -78,7 +79,8 @@ def run_release(workdir, release, image_url, listeners=()):
                           'root_gb': ROOT_GB, 'ephemeral_gb': 0,
                           'swap_mb': 0}}
     flow = flows.factory(**kwargs)
-    store = runs.RunStore(persistence.open_backend(settings['connection']))
+    store = run_store.RunStore(
+        persistence.open_backend(settings['connection']))
     fd = store.create(kwargs, flow)
     runs.drive(store, fd, flow, os.path.join(workdir, 'locks'),
                listeners=listeners)

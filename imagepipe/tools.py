@@ -17,12 +17,16 @@ with them (processutils starts a Python interpreter for that, ~50 ms).
 Every command dies with imagepipe: util-linux's ``setpriv --pdeathsig KILL``
 execs it with ``PR_SET_PDEATHSIG``. A run killed alone would otherwise leave
 its ``qemu-img convert`` writing into the file that the resumed run writes
-again.
+again. A stop request (:mod:`imagepipe.stop`, a run suspending) ends the
+command at once: SIGTERM, then SIGKILL after GRACE seconds; the step fails
+with :class:`~imagepipe.stop.Stopped`, also when the signal that suspends
+the run reached the command first (Ctrl-C reaches the whole group).
 """
 
 import errno
 import os
 import re
+import select
 import shutil
 import subprocess
 
@@ -30,6 +34,7 @@ from oslo_utils import imageutils
 from oslo_utils import units
 
 from imagepipe import exception
+from imagepipe import stop
 
 #: Debian package that provides each tool imagepipe may run.
 PACKAGES = {
@@ -56,6 +61,9 @@ PACKAGES = {
 }
 
 ENV = {'LC_ALL': 'C', 'LANG': 'C'}
+
+#: Seconds a command asked to stop (SIGTERM) has before it is killed.
+GRACE = 2.0
 
 #: Limits modern Nova puts on ``qemu-img info``: 1 GiB address space, 30 s CPU.
 QEMU_IMG_LIMITS = (f'--as={1 * units.Gi}', '--cpu=30')
@@ -94,10 +102,41 @@ def _failure(cmd, exit_code, stderr):
         f'{" ".join(cmd)} failed with exit status {exit_code}: {detail}')
 
 
-def _execute(argv):
-    """The finished process of ``argv``, output decoded."""
-    return subprocess.run(argv, capture_output=True, encoding='utf-8',
-                          errors='surrogateescape', env={**os.environ, **ENV})
+def _popen(argv, **text):
+    return subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            env={**os.environ, **ENV}, **text)
+
+
+def _stop(proc, cmd):
+    """End ``proc`` for a stop request; raise Stopped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    stop.check(cmd[0])
+
+
+def _execute(argv, cmd):
+    """(exit status, stdout, stderr) of ``argv``, output decoded.
+
+    The wait is cut into POLL slices to see a stop request; a command that
+    ends first costs nothing more than ``subprocess.run``.
+    """
+    with _popen(argv, encoding='utf-8', errors='surrogateescape') as proc:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=stop.POLL)
+                break
+            except subprocess.TimeoutExpired:
+                if stop.requested():
+                    _stop(proc, cmd)
+        if proc.returncode and stop.requested():
+            stop.check(cmd[0])
+        return proc.returncode, out, err
 
 
 def run(*cmd, ok=(0,), prlimit=None):
@@ -109,13 +148,12 @@ def run(*cmd, ok=(0,), prlimit=None):
     """
     require(cmd[0])
     try:
-        proc = _execute(_wrapped(cmd, prlimit))
+        code, out, err = _execute(_wrapped(cmd, prlimit), cmd)
     except OSError as e:
         raise exception.ToolFailed(f'{cmd[0]} could not run: {e}') from None
-    code = proc.returncode
     if code == 0 or (code > 0 and (ok is None or code in ok)):
-        return code, proc.stdout, proc.stderr
-    raise _failure(cmd, code, proc.stderr)
+        return code, out, err
+    raise _failure(cmd, code, err)
 
 
 _PROGRESS = re.compile(r'\((\d+(?:\.\d+)?)/100%\)')
@@ -125,21 +163,28 @@ def run_with_progress(*cmd, on_progress):
     """Run a ``qemu-img ... -p`` command, calling on_progress(0.0..1.0).
 
     processutils collects output only at exit, so this is the one place a
-    process is read while it runs.
+    process is read while it runs. qemu-img prints a line each percent,
+    which may take long: the stop request is seen between two, every POLL.
     """
     require(cmd[0])
-    proc = subprocess.Popen(_wrapped(cmd), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE,
-                            env={**os.environ, **ENV})
-    buf = b''
-    while chunk := proc.stdout.read1(4096):
-        buf = (buf + chunk)[-256:]
-        found = _PROGRESS.findall(buf.decode('ascii', 'replace'))
-        if found:
-            on_progress(float(found[-1]) / 100.0)
-    err = proc.stderr.read().decode('utf-8', 'replace')
-    if proc.wait() != 0:
-        raise _failure(cmd, proc.returncode, err)
+    with _popen(_wrapped(cmd)) as proc:
+        buf = b''
+        while True:
+            if stop.requested():
+                _stop(proc, cmd)
+            if not select.select([proc.stdout], [], [], stop.POLL)[0]:
+                continue
+            chunk = proc.stdout.read1(4096)
+            if not chunk:
+                break
+            buf = (buf + chunk)[-256:]
+            found = _PROGRESS.findall(buf.decode('ascii', 'replace'))
+            if found:
+                on_progress(float(found[-1]) / 100.0)
+        err = proc.stderr.read().decode('utf-8', 'replace')
+        if proc.wait() != 0:
+            stop.check(cmd[0])
+            raise _failure(cmd, proc.returncode, err)
 
 
 def qemu_img_info_argv(path, fmt=None):

@@ -10,8 +10,6 @@ locks and checked again inside them (doc/source/cache.rst).
 
 import sys
 
-from oslo_utils import uuidutils
-
 from imagepipe.cache import flow as cache_flow
 from imagepipe.cache import manager
 from imagepipe.cache import policy as cache_policy
@@ -19,7 +17,6 @@ from imagepipe.cache import usage
 from imagepipe.cmd import output
 from imagepipe.cmd import runs as runs_cmd
 from imagepipe.conf import settings as conf_settings
-from imagepipe.runner import guards
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
 
@@ -104,12 +101,10 @@ def _clean(args, ctx, settings, store, base, decided):
                                      settings, base, decided)
     kwargs = {'release': release, 'settings': settings, 'request': request}
     flow = cache_flow.build(**kwargs)
-    run_id = uuidutils.generate_uuid()
     connection = ctx.rconf.conf.imagepipe.connection
-    with persistence.usable(connection), guards.run_lock(
-            run_id, runs_cmd._lock_dir(ctx)):
-        fd = store.create(kwargs, flow, run_id)
-        state, step, error = runs._execute(store, fd, flow, ())
+    with persistence.usable(connection):
+        run_id, state, step, error = runs.start_operation(
+            store, kwargs, flow, runs_cmd._lock_dir(ctx))
     results = {ad.name: ad.results for ad in store.get(run_id)}
     removed = [r['path'] for r in request['remove']
                if (results.get(f"remove-{r['name']}") or {}).get('removed')]

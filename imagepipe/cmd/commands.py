@@ -29,6 +29,12 @@ def _run(parser):
 def _runs(parser):
     parser.add_argument('--all', action='store_true',
                         help='finished runs too (default: unfinished only)')
+    parser.add_argument('--prune', action='store_true',
+                        help='forget the finished runs instead of listing '
+                             'runs (never an unfinished one)')
+    parser.add_argument('--older-than', type=float, metavar='DAYS',
+                        help='with --prune: only runs started DAYS ago or '
+                             'earlier')
     output.add_format(parser)
 
 
@@ -79,6 +85,10 @@ def _precache(parser):
     output.add_format(parser)
 
 
+def _one_run(parser):
+    parser.add_argument('run', metavar='RUN', help='run id (or a prefix)')
+
+
 #: name -> (add_arguments(parser), handler(args, ctx) as a dotted name, help)
 COMMANDS = {
     'demo': (_demo, 'imagepipe.cmd.demo.run',
@@ -107,4 +117,9 @@ COMMANDS = {
     'precache': (_precache, 'imagepipe.cmd.precache.run',
                  'fetch an image into the image cache, or refresh it there '
                  "(today's pre-caching)"),
+    'abandon': (_one_run, 'imagepipe.cmd.abandon.abandon',
+                'revert what an unfinished run made (cached bases stay) and '
+                'mark it finished, so its instance can be run again'),
+    'forget': (_one_run, 'imagepipe.cmd.abandon.forget',
+               "remove a finished run's record"),
 }

@@ -9,8 +9,6 @@ half of it. Nova's own cache_image took no lock (doc/source/cache.rst).
 
 import os
 
-from oslo_utils import uuidutils
-
 from imagepipe import exception
 from imagepipe.cache import precache as precache_flow
 from imagepipe.cache import usage
@@ -19,7 +17,6 @@ from imagepipe.cmd import request as request_args
 from imagepipe.cmd import runs as runs_cmd
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import paths as flow_paths
-from imagepipe.runner import guards
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
 from imagepipe.tasks import locks
@@ -61,13 +58,10 @@ def run(args, ctx):
         kwargs = {'release': ctx.rconf.release, 'settings': settings,
                   'request': request}
         flow = precache_flow.build(**kwargs)
-        run_id = uuidutils.generate_uuid()
         connection = ctx.rconf.conf.imagepipe.connection
-        with persistence.usable(connection), guards.run_lock(
-                run_id, runs_cmd._lock_dir(ctx)):
-            store = runs_cmd._store(ctx)
-            fd = store.create(kwargs, flow, run_id)
-            state, step, error = runs._execute(store, fd, flow, ())
+        with persistence.usable(connection):
+            run_id, state, step, error = runs.start_operation(
+                runs_cmd._store(ctx), kwargs, flow, runs_cmd._lock_dir(ctx))
         result.update(run=run_id, status='cached' if error is None
                       else 'error', error=error)
     if args.format == 'json':

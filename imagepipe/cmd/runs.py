@@ -18,10 +18,12 @@ database that is not usable, or a refusal (the instance
 already has a disk the flow would create, or another run of it is
 unfinished or being driven; the run is driven by another process; the
 installed code no longer builds the graph the run was made with); 130 the
-run was suspended by SIGINT or SIGTERM (it stops after the current step; a
-second signal stops it at once, as a crash would) and ``resume`` continues
-it. A run killed outright (SIGKILL, power loss) is listed by ``runs`` and
-continued by ``resume``, the step it was in running again.
+run was suspended by SIGINT or SIGTERM (the step in progress stops at once
+and runs again on resume; a second signal stops the process at once, as a
+crash would) and ``resume`` continues it. A run that can go no further is
+abandoned with ``abandon``. A run killed outright (SIGKILL, power loss) is
+listed by ``runs`` as INTERRUPTED and continued by ``resume``, the step it
+was in running again.
 """
 
 import datetime
@@ -110,11 +112,11 @@ def _duration(meta):
 def _run_row(fd, lock_dir):
     meta = fd.meta.get('imagepipe', {})
     state = run_store.state_of(fd)
+    active = (state not in run_store.FINISHED
+              and guards.is_active(fd.uuid, lock_dir))
     return {'id': fd.uuid, 'release': meta.get('release'),
             'image': meta.get('image'), 'instance': meta.get('instance'),
-            'state': state,
-            'active': (state not in run_store.FINISHED
-                       and guards.is_active(fd.uuid, lock_dir)),
+            'state': run_store.shown_state(fd, active), 'active': active,
             'started': meta.get('started'), 'duration': _duration(meta),
             'failed_step': meta.get('failed_step'),
             'error': meta.get('error'),
@@ -131,6 +133,9 @@ def _error_cell(row):
 
 @_database
 def runs_list(args, ctx):
+    if args.prune:
+        from imagepipe.cmd import abandon
+        return abandon.prune(args, ctx)
     lock_dir = _lock_dir(ctx)
     rows = [_run_row(fd, lock_dir) for fd in _store(ctx).all()
             if args.all or run_store.state_of(fd) not in run_store.FINISHED]
@@ -199,7 +204,6 @@ def _resume_one(ctx, store, fd):
     if fd.state == states.SUCCESS:
         print(f'run {fd.uuid} already succeeded')
         return 0
-    flow = runs.rebuild(fd)
 
     def announce(current):
         if current.state == states.REVERTED:
@@ -213,8 +217,8 @@ def _resume_one(ctx, store, fd):
 
     try:
         with persistence.usable(_connection(ctx)):
-            state, step, error = runs.drive(
-                store, fd, flow, _lock_dir(ctx),
+            flow, state, step, error = runs.resume(
+                store, fd, _lock_dir(ctx),
                 listeners=_listeners('table'), announce=announce)
     except runs.Interrupted:
         return outcome.interrupted(fd.uuid)

@@ -122,19 +122,13 @@ def instance_files(flow, kwargs):
 
 
 def check_fresh(runs, flow, kwargs, run_id=None):
-    """Refuse a fresh start over an instance that has disks or another run.
+    """Refuse a fresh start over an instance that has another unfinished
+    run (whose disks it may be), or disks.
 
     ``runs`` is the :class:`~imagepipe.runner.store.RunStore`. Call it
     holding the instance lock.
     """
     name = kwargs['request']['instance']
-    existing = [p for p in instance_files(flow, kwargs)
-                if os.path.lexists(p)]
-    if existing:
-        raise exception.Refused(
-            f'instance {name} already has {existing[0]}: imagepipe does not '
-            'overwrite an existing disk (Nova skipped it); remove it or '
-            'choose another instance name')
     directory = store.instance_dir(kwargs)
     for fd in runs.of_instance(directory):
         if fd.uuid == run_id or store.state_of(fd) in store.FINISHED:
@@ -147,4 +141,12 @@ def check_fresh(runs, flow, kwargs, run_id=None):
             raise exception.Refused(
                 f'instance {name} has an unfinished run {fd.uuid} '
                 f'({store.state_of(fd)}): continue it with "imagepipe resume '
+                f'{fd.uuid}" or abandon it with "imagepipe abandon '
                 f'{fd.uuid}"')
+    existing = [p for p in instance_files(flow, kwargs)
+                if os.path.lexists(p)]
+    if existing:
+        raise exception.Refused(
+            f'instance {name} already has {existing[0]}: imagepipe does not '
+            'overwrite an existing disk (Nova skipped it); remove it or '
+            'choose another instance name')

@@ -1,7 +1,10 @@
 """Driving a run: a release flow executed durably, and resumed.
 
 The run as stored is :mod:`imagepipe.runner.store`'s; who may drive it is
-checked by :mod:`imagepipe.runner.guards` before any step runs.
+checked by :mod:`imagepipe.runner.guards` before any step runs. A stored run
+is resumed through taskflow's own loader (``engines.load_from_detail`` and
+the factory details the run keeps), as a jobboard conductor would load it;
+the installed code must still build the graph the run was made with.
 
 A revert that fails leaves the run in FAILURE with the failed step in
 REVERT_FAILURE: taskflow would count that step as done on resume and call
@@ -24,12 +27,9 @@ from taskflow.listeners import base as tf_listeners
 from taskflow.types import failure
 
 from imagepipe import exception
-from imagepipe import flows
+from imagepipe import stop
 from imagepipe.runner import guards
 from imagepipe.runner import store
-
-#: kept for the callers that made runs before the store had a module
-RunStore = store.RunStore
 
 #: the step meta key holding what a step's execute returned, once its
 #: revert began
@@ -40,31 +40,77 @@ class Interrupted(KeyboardInterrupt):
     """A second SIGINT or SIGTERM: stop now, as a crash would."""
 
 
-def rebuild(fd):
-    """The flow of a stored run; refuses one whose graph changed."""
-    try:
-        kwargs = store.factory_kwargs(fd)
-        flow = flows.factory(**kwargs)
-    except (exception.ImagepipeError, KeyError, TypeError, ValueError) as e:
-        raise exception.Refused(
-            f'run {fd.uuid} cannot be rebuilt by the installed imagepipe '
-            f'({type(e).__name__}: {e}): it cannot be resumed') from None
+#: what the errors of taskflow's loader and of the factory are
+NOT_REBUILT = (exception.ImagepipeError, ImportError, KeyError, TypeError,
+               ValueError)
+
+
+def abandon_hint(run_id):
+    return f'abandon it with "imagepipe abandon {run_id}"'
+
+
+def _not_rebuilt(fd, e):
+    return exception.Refused(
+        f'run {fd.uuid} cannot be rebuilt by the installed imagepipe '
+        f'({type(e).__name__}: {e}): it cannot be resumed; '
+        f'{abandon_hint(fd.uuid)}')
+
+
+def check_graph(fd, flow):
+    """Refuse ``flow`` unless it is the graph ``fd`` was made with."""
     stored = fd.meta.get('imagepipe', {}).get('fingerprint')
     if store.fingerprint(flow) != stored:
         raise exception.Refused(
             f'run {fd.uuid} was made by another version of the '
-            f"{kwargs['release']} flow (graph {stored}, now "
-            f'{store.fingerprint(flow)}): it cannot be resumed safely')
+            f"{fd.meta.get('imagepipe', {}).get('release')} flow (graph "
+            f'{stored}, now {store.fingerprint(flow)}): it cannot be '
+            f'resumed safely; {abandon_hint(fd.uuid)}')
     return flow
+
+
+def rebuild(fd):
+    """The flow of a stored run, as taskflow's loader builds it from the
+    stored factory details; refuses one whose graph changed."""
+    try:
+        flow = engines.flow_from_detail(fd)
+    except NOT_REBUILT as e:
+        raise _not_rebuilt(fd, e) from None
+    return check_graph(fd, flow)
+
+
+def load(runs, fd):
+    """The engine of a stored run, made by ``engines.load_from_detail``.
+
+    Refuses (nothing changed) a run whose graph changed or that the
+    installed code cannot build.
+    """
+    try:
+        engine = engines.load_from_detail(fd, backend=runs.backend,
+                                          engine='serial')
+        engine.compile()
+    except NOT_REBUILT as e:
+        raise _not_rebuilt(fd, e) from None
+    check_graph(fd, flow_of(engine))
+    return engine
+
+
+def flow_of(engine):
+    """The flow an engine runs (the root of its compiled hierarchy)."""
+    engine.compile()
+    return engine.compilation.hierarchy.item
 
 
 @contextlib.contextmanager
 def suspend_on_signals(engine, run_id, out=None):
-    """SIGINT and SIGTERM suspend the engine after the current step.
+    """SIGINT and SIGTERM suspend the engine now.
 
-    A second one stops at once (:class:`Interrupted`): the step in progress
-    runs again on resume, as after a crash. Yields the list of the signals
-    caught.
+    The step in progress is asked to stop (:mod:`imagepipe.stop`): it fails
+    within a fraction of a second with :class:`~imagepipe.stop.Stopped`,
+    :class:`_SuspendOnStop` suspends the engine before it reverts, and
+    :func:`forgive_interrupted` makes the step run again on resume. A
+    second signal stops at once (:class:`Interrupted`), as a crash would:
+    the run is left RUNNING or SUSPENDING, which ``resume`` continues.
+    Yields the list of the signals caught.
     """
     out = out or sys.stderr
     caught = []
@@ -75,17 +121,20 @@ def suspend_on_signals(engine, run_id, out=None):
         if len(caught) > 1:
             raise Interrupted()
         print(f'imagepipe: {signal.Signals(signum).name}: run {run_id} '
-              'suspends after the current step (again to stop at once)',
-              file=out, flush=True)
+              'suspends now, its current step to run again on resume '
+              '(again to stop at once)', file=out, flush=True)
+        stop.request()
         # Not in the handler itself: the signal may have stopped this
         # thread inside a write to the run database, whose lock suspend()
-        # needs too.
+        # needs too. That lock is held while a step runs: the step that
+        # stops is failed by :class:`_SuspendOnStop`, before any revert.
         suspender = threading.Thread(target=engine.suspend, daemon=True)
         suspender.start()
         suspenders.append(suspender)
 
     saved = {s: signal.signal(s, handler)
              for s in (signal.SIGINT, signal.SIGTERM)}
+    stop.clear()
     try:
         yield caught
     finally:
@@ -93,6 +142,25 @@ def suspend_on_signals(engine, run_id, out=None):
             suspender.join()
         for s, h in saved.items():
             signal.signal(s, h)
+        stop.clear()
+
+
+class _SuspendOnStop(tf_listeners.Listener):
+    """A step that fails once a stop is requested suspends the engine.
+
+    Called in the engine's thread as the failure is stored (the engine's
+    storage lock is held then, and reentrant), so the engine suspends
+    instead of reverting: :func:`forgive_interrupted` makes the step run
+    again on resume.
+    """
+
+    def __init__(self, engine):
+        super().__init__(engine, task_listen_for=(states.FAILURE,),
+                         flow_listen_for=())
+
+    def _task_receiver(self, state, details):
+        if stop.requested():
+            self._engine.suspend()
 
 
 #: atom states that show a revert has begun
@@ -189,8 +257,8 @@ def error_line(failure):
     return f'{next(iter(failure))}: {text}'
 
 
-def _execute(runs, fd, flow, listeners):
-    """Run the engine on ``fd`` (current, its locks held).
+def execute(runs, fd, engine, listeners):
+    """Run ``engine`` on ``fd`` (current, its locks held).
 
     Returns (state, step, error); a failed revert is recorded in the run's
     meta as ``revert_step`` and ``revert_error``.
@@ -198,11 +266,10 @@ def _execute(runs, fd, flow, listeners):
     retry_reverts(runs, fd)
     runs.update(fd, finished=None, error=None, failed_step=None,
                 revert_step=None, revert_error=None)
-    engine = engines.load(flow, flow_detail=fd,
-                          backend=runs.backend, engine='serial')
+    flow = flow_of(engine)
     raised = None
     with contextlib.ExitStack() as stack:
-        for make in (_KeepExecuted, *listeners):
+        for make in (_KeepExecuted, _SuspendOnStop, *listeners):
             stack.enter_context(make(engine))
         with suspend_on_signals(engine, fd.uuid) as caught:
             try:
@@ -213,8 +280,8 @@ def _execute(runs, fd, flow, listeners):
                 raised = failure.Failure.from_exception(e)
             if caught and engine.storage.get_flow_state() == states.SUSPENDED:
                 for name in forgive_interrupted(engine.storage, flow):
-                    print(f'imagepipe: step {name} failed as the run was '
-                          'suspending: it runs again on resume',
+                    print(f'imagepipe: step {name} was stopped as the run '
+                          'suspended: it runs again on resume',
                           file=sys.stderr)
     fd = runs.reload(fd)
     step, error = failure_of(fd, flow)
@@ -225,6 +292,11 @@ def _execute(runs, fd, flow, listeners):
                 else None, error=error, failed_step=step,
                 revert_step=revert_step, revert_error=revert_error)
     return fd.state, step, error
+
+
+def _engine(runs, fd, flow):
+    return engines.load(flow, flow_detail=fd, backend=runs.backend,
+                        engine='serial')
 
 
 def start(runs, kwargs, flow, lock_dir, listeners=(), announce=None):
@@ -242,29 +314,85 @@ def start(runs, kwargs, flow, lock_dir, listeners=(), announce=None):
         fd = runs.create(kwargs, flow, run_id)
         if announce is not None:
             announce(run_id)
-        return (run_id,) + _execute(runs, fd, flow, listeners)
+        return (run_id,) + execute(runs, fd, _engine(runs, fd, flow),
+                                    listeners)
 
 
-def drive(runs, fd, flow, lock_dir, listeners=(), announce=None):
-    """Run or resume ``flow`` on ``fd``; return (state, step, error).
+def start_operation(runs, kwargs, flow, lock_dir):
+    """Create a run of ``flow`` that builds no instance (a cache pass, a
+    pre-cache) and drive it under its run lock only; (run id, state, step,
+    error). Its steps take the image locks they need themselves."""
+    run_id = uuidutils.generate_uuid()
+    with guards.run_lock(run_id, lock_dir):
+        fd = runs.create(kwargs, flow, run_id)
+        return (run_id,) + execute(runs, fd, _engine(runs, fd, flow), ())
 
-    ``listeners`` are callables taking the engine and returning a taskflow
-    listener (a context manager). A failed run is reverted by the engine;
-    the error is recorded in the run's meta. The run is read again once its
-    locks are held, so a run another process finished meanwhile is not run
-    again; a reverted run is retried only under
-    :func:`~imagepipe.runner.guards.check_fresh`. ``announce(fd)`` is called
-    with the run as found, once it is to be driven.
-    """
+
+@contextlib.contextmanager
+def driving(runs, fd, lock_dir):
+    """Hold the locks of a stored run; yields it as stored now, its state
+    repaired when a process stopped driving it in the middle."""
     kwargs = store.factory_kwargs(fd)
     with (guards.run_lock(fd.uuid, lock_dir),
           guards.instance_lock(kwargs, lock_dir)):
-        fd = runs.reload(fd)
+        yield _repair(runs, runs.reload(fd))
+
+
+def _repair(runs, fd):
+    """A run whose driver stopped while it suspended (a second signal) as
+    if it had suspended: SUSPENDED, its stopped steps PENDING again."""
+    if fd.state != states.SUSPENDING:
+        return fd
+    stopped = [ad for ad in fd if ad.state == states.FAILURE
+               and ad.failure is not None and ad.failure.check(stop.Stopped)]
+    for ad in stopped:
+        ad.state, ad.intention, ad.failure = (states.PENDING, states.EXECUTE,
+                                              None)
+        ad.results = None
+    if stopped:
+        runs.save_steps(stopped)
+    fd.state = states.SUSPENDED
+    runs.update(fd)
+    return fd
+
+
+def _done(fd):
+    meta = fd.meta.get('imagepipe', {})
+    return fd.state, meta.get('failed_step'), meta.get('error')
+
+
+def drive(runs, fd, flow, lock_dir, listeners=(), announce=None):
+    """Run ``flow`` on ``fd``, a run just made of it; (state, step, error).
+
+    ``listeners`` are callables taking the engine and returning a taskflow
+    listener (a context manager). A failed run is reverted by the engine;
+    the error is recorded in the run's meta. ``announce(fd)`` is called
+    with the run as found, once it is to be driven.
+    """
+    with driving(runs, fd, lock_dir) as fd:
         if fd.state == states.SUCCESS:
-            meta = fd.meta.get('imagepipe', {})
-            return fd.state, meta.get('failed_step'), meta.get('error')
-        if fd.state == states.REVERTED:
-            guards.check_fresh(runs, flow, kwargs, run_id=fd.uuid)
+            return _done(fd)
         if announce is not None:
             announce(fd)
-        return _execute(runs, fd, flow, listeners)
+        return execute(runs, fd, _engine(runs, fd, flow), listeners)
+
+
+def resume(runs, fd, lock_dir, listeners=(), announce=None):
+    """Continue a stored run; (flow, state, step, error).
+
+    The run is read again once its locks are held, so a run another process
+    finished meanwhile is not run again (flow None); the engine is loaded
+    by :func:`load` (refused if the graph changed); a reverted run is
+    retried only under :func:`~imagepipe.runner.guards.check_fresh`.
+    """
+    with driving(runs, fd, lock_dir) as fd:
+        if fd.state == states.SUCCESS:
+            return (None,) + _done(fd)
+        engine = load(runs, fd)
+        flow = flow_of(engine)
+        if fd.state == states.REVERTED:
+            guards.check_fresh(runs, flow, store.factory_kwargs(fd),
+                               run_id=fd.uuid)
+        if announce is not None:
+            announce(fd)
+        return (flow,) + execute(runs, fd, engine, listeners)

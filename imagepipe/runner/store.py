@@ -76,6 +76,22 @@ def state_of(fd):
     return fd.state or states.PENDING
 
 
+#: states a run is in only while a process drives it
+DRIVEN = (states.RUNNING, states.SUSPENDING, states.REVERTING)
+
+#: how a run reads that was left in a DRIVEN state by a process that
+#: stopped (killed, a second Ctrl-C): ``resume`` continues it
+INTERRUPTED = 'INTERRUPTED'
+
+
+def shown_state(fd, active):
+    """The state ``runs`` and ``show`` give: never one no command leaves."""
+    state = state_of(fd)
+    if state in DRIVEN and not active:
+        return INTERRUPTED
+    return state
+
+
 class RunStore:
     """Flow details in the run database, as runs."""
 
@@ -165,6 +181,15 @@ class RunStore:
         head.meta = fd.meta
         with self._conn() as conn:
             conn.update_flow_details(head)
+
+    def remove(self, fd):
+        """Remove a run: its logbook, which holds it alone."""
+        with self._conn() as conn:
+            for book in conn.get_logbooks(lazy=True):
+                if book.name.startswith('imagepipe-') and any(
+                        f.uuid == fd.uuid for f in
+                        conn.get_flows_for_book(book.uuid, lazy=True)):
+                    conn.destroy_logbook(book.uuid)
 
     def save_steps(self, steps):
         """Write atom details (state, results) of a run not being driven."""

@@ -6,6 +6,7 @@ import time
 from oslo_utils import units
 
 from imagepipe import exception
+from imagepipe import stop
 
 #: Bytes per chunk a source yields on a fast link: large enough that a
 #: chunk costs little Python per byte (perf-baseline.md).
@@ -29,17 +30,20 @@ def chunks(read1, size=CHUNK_SIZE):
     one until the end), as ``io.BufferedReader.read1`` does. A chunk is
     handed over when it is full, when the stream ends, or when
     HAND_OVER_AFTER has passed since its first byte came. Fetch's
-    zero-skipping works on chunks of any length and alignment.
+    zero-skipping works on chunks of any length and alignment. A stop
+    request (:mod:`imagepipe.stop`) is seen after every read.
     """
     while piece := read1(size):
         if len(piece) < size:
             pieces, have = [piece], len(piece)
             until = time.monotonic() + HAND_OVER_AFTER
             while (have < size and time.monotonic() < until
+                   and not stop.requested()
                    and (more := read1(size - have))):
                 pieces.append(more)
                 have += len(more)
             piece = b''.join(pieces)
+        stop.check('the download')
         yield piece
 
 

@@ -19,10 +19,11 @@ import os
 import queue
 import threading
 
-from oslo_utils import fileutils
+from oslo_utils import excutils
 
 from imagepipe import exception
 from imagepipe import sources
+from imagepipe import stop
 from imagepipe.sources import identity
 from imagepipe.sources import resume
 from imagepipe.sources.base import CHUNK_SIZE
@@ -58,7 +59,7 @@ class Fetch(ImageTask):
             if safefs.existing_file(base, 'use it as the cached image'):
                 return {'cached': True, 'path': base}
             src = sources.open_image(image, glance)
-            with fileutils.remove_path_on_error(part, remove=safefs.remove):
+            with _removed_on_error(part):
                 size = download(src, part, self.report)
             return {'cached': False, 'path': part, 'size': size,
                     'disk_format': src.disk_format,
@@ -83,6 +84,18 @@ class Fetch(ImageTask):
                 'when the source declares them',
             ],
         }
+
+
+@contextlib.contextmanager
+def _removed_on_error(part):
+    """The part goes on any error but a stop request: resume continues it."""
+    try:
+        yield
+    except stop.Stopped:
+        raise
+    except Exception:
+        with excutils.save_and_reraise_exception():
+            safefs.remove(part)
 
 
 def download(source, part, on_progress):
@@ -148,6 +161,7 @@ def _receive(source, stream, fd, progress):
                 hashing.update(chunk)
         end = flushed = stream.offset
         for chunk in stream:
+            stop.check('the download')
             if hashing:
                 hashing.update(chunk)
             _write_sparse(fd, chunk, end)

@@ -4,9 +4,9 @@
                              [--group] -- IMAGEPIPE ARGS...
 
 The harness calls ``imagepipe.cmd.main.main`` in this process after wrapping
-``imagepipe.runner.runs.start`` and ``drive`` (what ``run`` and ``resume``
-call) so that every engine they drive gets one more taskflow listener. That
-listener sends SIGKILL to this process:
+``imagepipe.runner.runs.start``, ``drive`` and ``resume`` (what ``run``
+and ``resume`` call) so that every engine they drive gets one more taskflow
+listener. That listener sends SIGKILL to this process:
 
 - ``--kill-after STEP``: when STEP reaches SUCCESS (taskflow has stored the
   result before it notifies, so the crash falls between two steps);
@@ -95,6 +95,7 @@ def main():
 
     runs.start = with_killer(runs.start)
     runs.drive = with_killer(runs.drive)
+    runs.resume = with_killer(runs.resume)
     return imagepipe_main.main(argv)
 
 

@@ -34,7 +34,7 @@ import pytest
 
 from imagepipe import libvirt
 from imagepipe.runner import persistence
-from imagepipe.runner import runs
+from imagepipe.runner import store as run_store
 from tests.functional import guest
 from tests.functional import libvirtd
 
@@ -175,7 +175,7 @@ def run_imagepipe(case, image, workdir):
         f'imagepipe run failed ({done.returncode}): {done.stderr}')
     out = json.loads(done.stdout)
     assert out['state'] == 'SUCCESS', out
-    store = runs.RunStore(persistence.open_backend(
+    store = run_store.RunStore(persistence.open_backend(
         f'sqlite:///{state}/imagepipe.sqlite'))
     fd = store.find(out['run'])
     kwargs, results = libvirt.for_run(fd)

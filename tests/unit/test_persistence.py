@@ -20,8 +20,8 @@ from taskflow.types import failure
 
 from imagepipe import exception
 from imagepipe.runner import persistence
-from imagepipe.runner import runs
 from imagepipe.runner import sqlite
+from imagepipe.runner import store as run_store
 
 
 def _backend(tmp_path):
@@ -54,7 +54,7 @@ def _stored_run(backend):
 
 def test_update_writes_the_run_row_not_its_steps(tmp_path):
     backend = _backend(tmp_path)
-    store = runs.RunStore(backend)
+    store = run_store.RunStore(backend)
     fd = _stored_run(backend)
     fd.find('step-1').state = 'SUCCESS'    # a stale copy of a step
     fd.state = 'FAILURE'
@@ -67,7 +67,7 @@ def test_update_writes_the_run_row_not_its_steps(tmp_path):
 
 def test_listing_reads_runs_without_their_steps(tmp_path):
     backend = _backend(tmp_path)
-    store = runs.RunStore(backend)
+    store = run_store.RunStore(backend)
     _stored_run(backend)
     fd, = store.all()
     assert (fd.uuid, len(fd)) == ('run-1', 0)
@@ -183,7 +183,7 @@ def test_a_database_taskflow_made_is_a_run_database(tmp_path):
     with backends.backend(f'sqlite3:///{db}') as backend:
         fd = _stored_run(backend)
     with contextlib.closing(persistence.open_backend(f'sqlite:///{db}')) as b:
-        stored = runs.RunStore(b).get(fd.uuid)
+        stored = run_store.RunStore(b).get(fd.uuid)
     assert stored.meta == {'imagepipe': {'error': None}}
     assert stored.find('step-1').state == 'PENDING'
 
@@ -194,7 +194,7 @@ class Noop(task.Task):
 
 
 def test_runs_of_an_instance(tmp_path):
-    store = runs.RunStore(_backend(tmp_path))
+    store = run_store.RunStore(_backend(tmp_path))
     flow = linear_flow.Flow('noop').add(Noop('step'))
     made = {}
     for name in ('a', 'b'):
