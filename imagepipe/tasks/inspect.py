@@ -29,8 +29,7 @@ from oslo_utils.imageutils import format_inspector
 from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import content
-from imagepipe.tasks import locks
-from imagepipe.tasks.base import ImageTask
+from imagepipe.tasks.contract import ImageTask
 
 #: Formats Glance may declare that carry a raw disk (Nova exempts them from
 #: the content check).
@@ -73,14 +72,11 @@ class Inspect(ImageTask):
 
     source = 'images.fetch_to_raw'
 
-    def execute(self, fetched, part, base, max_size, expected_format,
-                vmdk_allowed_types, lock):
-        with locks.held(lock):
-            return _inspect(fetched, part, base, max_size, expected_format,
-                            vmdk_allowed_types, deep=True)
+    def work(self, fetched, part, base, max_size, expected_format,
+             vmdk_allowed_types):
+        return _inspect(fetched, part, base, max_size, expected_format,
+                        vmdk_allowed_types, deep=True)
 
-    def revert(self, result, lock, **kwargs):
-        locks.abandon(lock)
 
     def preview(self, part, base, max_size, **args):
         notes = [INSPECTOR_NOTE, QEMU_NOTE, CONTENT_NOTE,
@@ -116,11 +112,10 @@ class DeepInspect(Inspect):
     a qcow2 stays).
     """
 
-    def execute(self, fetched, part, base, max_size, expected_format,
-                vmdk_allowed_types, deep, lock):
-        with locks.held(lock):
-            return _inspect(fetched, part, base, max_size, expected_format,
-                            vmdk_allowed_types, deep)
+    def work(self, fetched, part, base, max_size, expected_format,
+             vmdk_allowed_types, deep):
+        return _inspect(fetched, part, base, max_size, expected_format,
+                        vmdk_allowed_types, deep)
 
     def preview(self, part, base, max_size, deep, **args):
         shown = super().preview(part=part, base=base, max_size=max_size,
@@ -172,20 +167,16 @@ class InspectBase(ImageTask):
 
     source = 'imagebackend.Qcow2.create_image'
 
-    def execute(self, base, inspector, qemu_checks, vmdk_allowed_types,
-                lock):
-        with locks.held(lock):
-            found = _inspect_base(base) if inspector else None
-            info = _qemu_info(base)
-            if qemu_checks:
-                _check_base_info(base, info, vmdk_allowed_types)
-            return {'path': base, 'inspector': found,
-                    'format': info.file_format,
-                    'virtual_size': info.virtual_size,
-                    'cluster_size': info.cluster_size}
+    def work(self, base, inspector, qemu_checks, vmdk_allowed_types):
+        found = _inspect_base(base) if inspector else None
+        info = _qemu_info(base)
+        if qemu_checks:
+            _check_base_info(base, info, vmdk_allowed_types)
+        return {'path': base, 'inspector': found,
+                'format': info.file_format,
+                'virtual_size': info.virtual_size,
+                'cluster_size': info.cluster_size}
 
-    def revert(self, lock, **_):
-        locks.abandon(lock)
 
     def preview(self, base, inspector, qemu_checks, **_):
         notes = []
@@ -270,21 +261,18 @@ class VerifyBaseSize(ImageTask):
 
     source = 'imagebackend.Image.verify_base_size'
 
-    def execute(self, base, size, touch, lock):
-        with locks.held(lock):
-            if touch:
-                _touch(base)
-            if size is None:
-                return {'path': base, 'size': None, 'virtual_size': None}
-            virtual = _qemu_info(base).virtual_size
-            if size < virtual:
-                raise FlavorDiskSmallerThanImage(
-                    "Flavor's disk is too small for requested image. Flavor "
-                    f'disk is {size} bytes, image is {virtual} bytes.')
-            return {'path': base, 'size': size, 'virtual_size': virtual}
+    def work(self, base, size, touch):
+        if touch:
+            _touch(base)
+        if size is None:
+            return {'path': base, 'size': None, 'virtual_size': None}
+        virtual = _qemu_info(base).virtual_size
+        if size < virtual:
+            raise FlavorDiskSmallerThanImage(
+                "Flavor's disk is too small for requested image. Flavor "
+                f'disk is {size} bytes, image is {virtual} bytes.')
+        return {'path': base, 'size': size, 'virtual_size': virtual}
 
-    def revert(self, lock, **_):
-        locks.abandon(lock)
 
     def preview(self, base, size, touch, **_):
         notes = []
