@@ -22,6 +22,7 @@ from imagepipe.tasks import convert
 from imagepipe.tasks import copy
 from imagepipe.tasks import diskinfo
 from imagepipe.tasks import fetch
+from imagepipe.tasks import flavor
 from imagepipe.tasks import generate
 from imagepipe.tasks import inspect
 from imagepipe.tasks import lvm
@@ -29,6 +30,7 @@ from imagepipe.tasks import nbd
 from imagepipe.tasks import overlay
 from imagepipe.tasks import preallocate
 from imagepipe.tasks import publish
+from imagepipe.tasks import recheck
 from imagepipe.tasks import resize
 from imagepipe.tasks import verify
 
@@ -234,7 +236,7 @@ def grow_image(name, path, size, fmt, notes=(), made=None):
 
 def check_size(ctx, touch):
     """Modern Nova: the cached base against the flavor, after fetch."""
-    return Step(inspect.VerifyBaseSize, 'root-check-size',
+    return Step(flavor.VerifyBaseSize, 'root-check-size',
                 {'base': ctx.paths.base, 'size': ctx.size, 'touch': touch})
 
 
@@ -248,9 +250,9 @@ def base_checks(ctx):
         return [], []
     args = {'base': ctx.paths.base,
             'vmdk_allowed_types': ctx.settings.get('vmdk_allowed_types')}
-    before = [Step(inspect.InspectBase, 'root-inspect-base',
+    before = [Step(recheck.InspectBase, 'root-inspect-base',
                    {**args, 'inspector': True, 'qemu_checks': False})]
-    inside = [Step(inspect.RecheckBase, 'root-recheck-base',
+    inside = [Step(recheck.RecheckBase, 'root-recheck-base',
                    {**args, 'inspector': ctx.deep, 'qemu_checks': True})]
     return (before if ctx.deep else []), inside
 

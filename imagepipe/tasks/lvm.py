@@ -203,10 +203,9 @@ class WriteVolume(contract.ImageTask):
     def work(self, base, device, method, base_format):
         fmt = None
         if method == 'convert':
-            fmt = resize.inspect(base, base_format)[0]
+            fmt = resize.format_and_info(base, base_format)[0]
         tools.run(*write_argv(base, device, method, fmt))
         return {'device': device, 'method': method, 'base_format': fmt}
-
 
     def preview(self, base, device, method, base_format, **_):
         notes = [WRITE_NOTES[method]] if method in WRITE_NOTES else []

@@ -126,7 +126,6 @@ class ResizeFsBlockDevice(contract.ImageTask):
             return grow.not_resized()
         return _resize_through(path, strict, nbd_root)
 
-
     def preview(self, path, strict, nbd_root, resize, **_):
         device = os.path.join(nbd_root, '<free nbdN>')
         return {'command': [attach_argv(device, path),

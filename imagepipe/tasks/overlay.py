@@ -40,7 +40,7 @@ def _cluster_size(choice, info):
 def _create(base_path, disk, base_format, cluster_size, size):
     backing = os.path.abspath(base_path)
     mode = safefs.source_mode(backing)
-    fmt, info = resize.inspect(backing, base_format)
+    fmt, info = resize.format_and_info(backing, base_format)
     tmp = tmp_name(disk)
     cluster = _cluster_size(cluster_size, info)
     # qemu-img writes into the file made here, keeping its mode

@@ -28,7 +28,6 @@ class Publish(ImageTask):
                     'exists')
         return {'path': base, 'format': image['format']}
 
-
     def preview(self, image, base, **args):
         return {
             'command': None,

@@ -41,7 +41,7 @@ VARIANT_NOTES = {
 }
 
 
-def inspect(path, hint):
+def format_and_info(path, hint):
     """``qemu-img info`` of ``path`` read as ``hint``: (format, info).
 
     ``hint`` None means the format is not known yet: qemu-img probes it.
@@ -127,7 +127,7 @@ def _grow_image(path, size, hint, origin_size):
     re-run after a crash finds the disk grown already, yet its filesystem
     still needs growing."""
     safefs.existing_file(path, 'resize it')  # qemu-img follows links
-    fmt, info = inspect(path, hint)
+    fmt, info = format_and_info(path, hint)
     if info.virtual_size < size:
         # qemu-img resize makes exactly ``size`` or fails
         tools.run(*resize_argv(path, size, fmt))
@@ -172,7 +172,6 @@ class ResizeImage(contract.ImageTask):
             path = made['staged']
         return _grow_image(path, size, format, origin['virtual_size'])
 
-
     def preview(self, path, size, format, origin, **_):
         return {'command': resize_argv(path, size, shown_format(format)),
                 'notes': [f'only when the virtual size of {path} is below '
@@ -203,7 +202,6 @@ class ResizeFilesystem(contract.ImageTask):
         grown = _grow_fs(made['staged'], variant, resize['resized'])
         safefs.publish(made['staged'], made['path'])
         return grown
-
 
     def preview(self, path, variant, resize, made=None, **_):
         gate, _strict = variant_of(variant)

@@ -35,6 +35,7 @@ from imagepipe.flows import deviations
 from imagepipe.runner import store
 from imagepipe.tasks import inspect
 from imagepipe.tasks import locks
+from imagepipe.tasks import recheck
 from tests import httpserver
 from tests import images
 from tests.plans import CONVERT
@@ -805,7 +806,7 @@ def test_run_unsafe_cached_base_is_invalid_disk_info(site, made):
     """A base cached by an older Nova is inspected again before use (Q2)."""
     os.makedirs(site.base_dir)
     shutil.copy(made['backing'], site.base(made['qcow2']))
-    with pytest.raises(inspect.InvalidDiskInfo,
+    with pytest.raises(recheck.InvalidDiskInfo,
                        match='Disk info file is invalid: Base image failed '
                              r'safety check: .* \(backing_file\)'):
         site.run(made['qcow2'])
