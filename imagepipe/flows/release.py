@@ -1,7 +1,7 @@
 """What one Nova release did differently, as data.
 
 Each release module declares a :class:`Release` whose :class:`Traits` record
-the choices that differ between releases; :mod:`imagepipe.flows.blocks`
+the choices that differ between releases; :mod:`imagepipe.flows.build`
 reads them to build the flow. The stevedore entry point of a release names
 its ``RELEASE`` object. Reference: nova-reference.md sections 2, 3 and 5;
 nova-modern.md for today's Nova (the "modern" traits).
@@ -142,8 +142,8 @@ class Release:
 
     def build(self, settings, request):
         # imported here: listing releases needs neither taskflow nor tasks
-        from imagepipe.flows import blocks
-        return blocks.build(self, settings, request)
+        from imagepipe.flows import build
+        return build.flow(self, settings, request)
 
     def warnings(self, settings):
         """What the configuration makes this release do wrong, one line each.
@@ -151,5 +151,5 @@ class Release:
         Only ``settings`` is read (no request): the plan shows these for any
         image.
         """
-        from imagepipe.flows import blocks
-        return blocks.warnings(self, settings)
+        from imagepipe.flows import build
+        return build.warnings(self, settings)

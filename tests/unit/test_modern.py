@@ -30,8 +30,11 @@ from imagepipe.conf import options
 from imagepipe.conf import releases
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import article
-from imagepipe.flows import blocks
 from imagepipe.flows import deviations
+from imagepipe.flows import root_lvm
+from imagepipe.flows import root_qcow2
+from imagepipe.flows import root_raw
+from imagepipe.flows import steps
 from imagepipe.runner import store
 from imagepipe.tasks import inspect
 from imagepipe.tasks import locks
@@ -225,7 +228,7 @@ def test_overlay_born_at_flavor_size(build):
     assert plan.inject('root-overlay')['cluster_size'] == 'inherit'
     # no resize, no filesystem growth of a qcow2 root (25.0.0+)
     assert not [n for n in plan.names() if 'resize' in n]
-    assert blocks.BORN_SIZED in plan.notes('root-overlay')
+    assert root_qcow2.BORN_SIZED in plan.notes('root-overlay')
     # root_gb 0: no size for the overlay, nothing to compare
     zero = build(root_gb=0)
     assert zero.commands()[-2] == ('root-overlay', [
@@ -300,7 +303,7 @@ def test_convert_notes_that_nova_pins_too(build):
 
 def test_lvm_write_notes_the_probed_convert(build):
     plan = build(**lvm())
-    assert blocks.LVM_PROBED in plan.notes('root-write-volume')
+    assert root_lvm.LVM_PROBED in plan.notes('root-write-volume')
     assert plan.inject('root-write-volume')['method'] == 'convert'
     assert plan.inject('root-resize-fs')['variant'] == 'device'
     assert plan.inject('root-create-volume')['volume_clear'] == 'zero'
@@ -314,9 +317,9 @@ def test_lvm_volume_clear_zero_is_shred_n0_z(build):
 
 
 def test_flat_resize_quirk_noted_only_for_non_raw_bases(build):
-    assert blocks.FLAT_RESIZE in build(
+    assert root_raw.FLAT_RESIZE in build(
         use_cow_images=False, force_raw_images=False).notes('root-resize')
-    assert blocks.FLAT_RESIZE not in build(use_cow_images=False).notes(
+    assert root_raw.FLAT_RESIZE not in build(use_cow_images=False).notes(
         'root-resize')
     assert build(use_cow_images=False).inject('root-resize-fs')[
         'variant'] == 'strict'
@@ -531,7 +534,7 @@ def test_locking_and_glance_aliases(conf_file):
         'gazpacho')]
     assert rconf.value('glance_num_retries') == 3
     s = conf_settings.snapshot(rconf)
-    plan_lock = blocks.Context(flows.get('gazpacho'), s, {
+    plan_lock = steps.Build(flows.get('gazpacho'), s, {
         'image': IMAGE, 'instance': INSTANCE}).lock('x', True)
     assert plan_lock['external'] is True
 
