@@ -47,6 +47,7 @@ def steps(build, kind, amount):
         {'base': base, 'disk': disk, 'base_format': 'raw',
          'cluster_size': t.overlay_cluster_size,
          'size': size if t.overlay_at_flavor_size else None},
-        notes=[deviations.note('ephemeral-resized')]
-        if t.resized_generated_base else ())])
+        notes=([deviations.note('ephemeral-resized')]
+               if t.resized_generated_base else [])
+        + build.backing_fmt_notes())])
     return tasks + common.preallocation(build, kind, disk, size)

@@ -44,8 +44,11 @@ def steps(build):
     elif not checks_size:
         inspect_notes.append(
             'this release did not compare the virtual size with the flavor '
-            '(reference 7.10)')
+            f'(nova/virt/images.py@{build.release.nova_tag}, fetch_to_raw)')
     force_raw = build.settings['force_raw_images']
+    convert_notes = build.article('convert-order') if force_raw else []
+    if force_raw and not t.convert_pinned:
+        convert_notes.append(deviations.note('pinned-format'))
     convert_args = {'part': part, 'converted': converted, 'base': p.base,
                     'force_raw': force_raw, 'pin_format': True}
     if t.convert_pinned:
@@ -59,7 +62,7 @@ def steps(build):
              wire={'fetched': 'root-fetch'}, notes=inspect_notes),
         Step(convert.ConvertToRaw, 'root-convert', convert_args,
              wire={'image': 'root-inspect'},
-             notes=build.article('convert-order') if force_raw else ()),
+             notes=convert_notes),
         Step(publish.Publish, 'root-publish', {'base': p.base},
              wire={'image': 'root-convert'}),
     ])

@@ -32,10 +32,12 @@ def steps(build):
     fs_notes = build.article('e2fsck-first')
     if not t.lvm_fs_as_root:
         fs_notes.append(deviations.note('lvm-resize-root'))
-    # Modern Nova checks the size inside the lock, before vgs (2.6 V2.1).
+    # Modern Nova checks the size inside the lock, before vgs
+    # (nova/virt/libvirt/imagebackend.py@33.0.2, Lvm.create_image).
     locked = ([common.check_size(build, touch=False)]
               if t.size_check_after_fetch else [])
-    write_notes = [LVM_PROBED] if t.convert_pinned else ()
+    write_notes = ([deviations.note('pinned-format')]
+                   if t.lvm_write == 'convert' else ())
     locked += [
         Step(lvm.CreateVolume, 'root-create-volume',
              {'vg': vg, 'lv': lv, 'device': dev, 'size': build.size,
@@ -51,7 +53,3 @@ def steps(build):
     ]
     return build.section(build.copy_lock_name(t.lvm_lock_is_path), locked)
 
-
-LVM_PROBED = ('still so in 33.0.2: the one probed convert left, run as root '
-              '(audited: every base came through fetch_to_raw or was made by '
-              'Nova)')

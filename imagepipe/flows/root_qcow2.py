@@ -50,7 +50,7 @@ def steps(build):
                   'cache_scope': scope, 'staged': True},
                  notes=([article.note('resized-base')]
                         + build.cleanup_notes())),
-            common.grow_image('root-resize-base', staged, size,
+            common.grow_image(build, 'root-resize-base', staged, size,
                               build.base_format, made='root-copy-base'),
             common.grow_fs(build, 'root-resize-fs-base', staged, t.fs_resize,
                            'root-resize-base', made='root-copy-base'),
@@ -61,7 +61,8 @@ def steps(build):
         {'base': backing, 'disk': disk, 'base_format': build.base_format,
          'cluster_size': t.overlay_cluster_size,
          'size': size if born_sized else None},
-        notes=[BORN_SIZED] if born_sized else ()))
+        notes=([BORN_SIZED] if born_sized else [])
+        + build.backing_fmt_notes()))
     if t.extend_overlay and size:
         locked += extend_overlay(build, disk)
     tasks += build.section(build.copy_lock_name(t.copy_lock_is_path), locked)
@@ -81,8 +82,8 @@ def extend_overlay(build, disk):
     resize_notes = ([deviations.note('vfs-probe')]
                     if t.overlay_fs_resize == 'nbd-option' and not nbd_fs
                     else [])
-    grow = [common.grow_image('root-resize', disk, build.size, 'qcow2',
-                              notes=resize_notes)]
+    grow = [common.grow_image(build, 'root-resize', disk, build.size,
+                              'qcow2', notes=resize_notes)]
     if t.overlay_fs_resize == 'blind':
         grow.append(common.grow_fs(build, 'root-resize-fs', disk, 'blind',
                                    'root-resize',

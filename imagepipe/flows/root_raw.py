@@ -2,6 +2,7 @@
 Essex without use_cow_images): nova/virt/libvirt/imagebackend.py, Raw.
 """
 
+from imagepipe.flows import deviations
 from imagepipe.flows import steps as common
 from imagepipe.flows.steps import Step
 from imagepipe.tasks import copy
@@ -19,11 +20,12 @@ def steps(build):
                    'cache_scope': None},
                   notes=build.cleanup_notes())]
     if size:
-        resize_notes = ([FLAT_RESIZE] if t.resize_format_pinned
+        resize_notes = ([deviations.note('flat-resize')]
+                        if t.resize_format_pinned
                         and build.base_format is None else ())
         locked += [
-            common.grow_image('root-resize', disk, size, build.base_format,
-                       notes=resize_notes),
+            common.grow_image(build, 'root-resize', disk, size,
+                              build.base_format, notes=resize_notes),
             common.grow_fs(build, 'root-resize-fs', disk, t.fs_resize,
                            'root-resize'),
         ]
@@ -32,8 +34,3 @@ def steps(build):
     tasks += common.disk_info(build, 'root', disk, None)
     return tasks + common.preallocation(build, 'root', disk, size)
 
-
-FLAT_RESIZE = ('Nova 33.x resizes a new copy with -f raw whatever it holds, '
-               'then once more with the format it records in disk.info '
-               '(a non-raw base: -f qcow2); imagepipe resizes once, with the '
-               "copy's own format")

@@ -85,6 +85,13 @@ class Build:
         """The article's note on ``key``, for releases its tables cover."""
         return [article.note(key)] if self.traits.article_notes else []
 
+    def backing_fmt_notes(self):
+        """Notes of a step making an overlay: Nova named no backing format
+        before modern releases; qemu-img 6.1+ needs one."""
+        if self.traits.overlay_backing_fmt:
+            return []
+        return [deviations.note('backing-fmt')]
+
     def cleanup_notes(self):
         """Notes of a step whose half-made file Nova left behind."""
         if self.traits.cleanup_on_error:
@@ -104,12 +111,14 @@ def grow_fs(build, name, path, variant, resize_step, notes=None,
                 else notes)
 
 
-def grow_image(name, path, size, fmt, notes=(), made=None):
+def grow_image(build, name, path, size, fmt, notes=(), made=None):
     """qemu-img resize; grown or not is decided from the inspected image
     the disk was made from (root-inspect), never from the disk."""
     wire = {'origin': 'root-inspect'}
     if made:
         wire['made'] = made
+    if not build.traits.resize_format_pinned:
+        notes = [deviations.note('pinned-format'), *notes]
     return Step(resize.ResizeImage, name,
                 {'path': path, 'size': size, 'format': fmt}, wire=wire,
                 notes=notes)

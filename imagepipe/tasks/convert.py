@@ -104,10 +104,7 @@ class ConvertToRaw(ImageTask):
                  '-t writeback instead of -t none where the directory '
                  'refuses O_DIRECT (tmpfs)',
                  f'{part} is removed once the output is flushed']
-        if pin_format and not nova_pins_format:
-            notes.append('Nova ran it without -f (format probed from the '
-                         'file); imagepipe pins the inspected format')
-        elif pin_format:
+        if pin_format and nova_pins_format:
             notes.append("-f is the inspected format, as Nova's own since "
                          'Mitaka (LP#1524274); -p (progress) is imagepipe\'s')
         return {'command': convert_argv(image['format'], part, converted,

@@ -29,8 +29,6 @@ VGS_COLUMNS = {
 WRITE_NOTES = {
     'dd': "the base's bytes are written verbatim: a non-raw base gives an "
           'unbootable LV (LP#1075333)',
-    'convert': 'Nova let qemu-img probe the base format (no -f); -t none '
-               'came with modern Nova',
 }
 
 RETRY_NOTE = 'Nova ran vgs, lvcreate and lvremove up to 3 times'

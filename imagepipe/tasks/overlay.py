@@ -64,11 +64,8 @@ class CreateOverlay(contract.ImageTask):
     """
 
     source = 'libvirt.utils.create_cow_image'
-    notes = ('backing_fmt is always passed: qemu-img >= 6.1 refuses a '
-             'backing file without it, although Nova passed none before '
-             'modern releases',
-             'the backing path is made absolute: qemu-img resolves a '
-             "relative one against the overlay's directory")
+    notes = ('the backing path is made absolute: qemu-img resolves a '
+             "relative one against the overlay's directory",)
 
     def work(self, base, disk, base_format, cluster_size, size):
         return _create(base, disk, base_format, cluster_size, size)

@@ -158,9 +158,6 @@ class ResizeImage(contract.ImageTask):
     """
 
     source = 'disk.api.extend'
-    notes = ('Nova ran qemu-img resize without -f, letting qemu probe the '
-             'format; the format is pinned as Nova does since the '
-             'CVE-2026-24708 fix',)
 
     def work(self, path, size, format, origin, made=None):
         if made is not None:

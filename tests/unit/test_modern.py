@@ -31,9 +31,7 @@ from imagepipe.conf import releases
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import article
 from imagepipe.flows import deviations
-from imagepipe.flows import root_lvm
 from imagepipe.flows import root_qcow2
-from imagepipe.flows import root_raw
 from imagepipe.flows import steps
 from imagepipe.runner import store
 from imagepipe.tasks import inspect
@@ -303,7 +301,8 @@ def test_convert_notes_that_nova_pins_too(build):
 
 def test_lvm_write_notes_the_probed_convert(build):
     plan = build(**lvm())
-    assert root_lvm.LVM_PROBED in plan.notes('root-write-volume')
+    assert deviations.note('pinned-format') in plan.notes(
+        'root-write-volume')
     assert plan.inject('root-write-volume')['method'] == 'convert'
     assert plan.inject('root-resize-fs')['variant'] == 'device'
     assert plan.inject('root-create-volume')['volume_clear'] == 'zero'
@@ -317,10 +316,10 @@ def test_lvm_volume_clear_zero_is_shred_n0_z(build):
 
 
 def test_flat_resize_quirk_noted_only_for_non_raw_bases(build):
-    assert root_raw.FLAT_RESIZE in build(
+    flat = deviations.note('flat-resize')
+    assert flat in build(
         use_cow_images=False, force_raw_images=False).notes('root-resize')
-    assert root_raw.FLAT_RESIZE not in build(use_cow_images=False).notes(
-        'root-resize')
+    assert flat not in build(use_cow_images=False).notes('root-resize')
     assert build(use_cow_images=False).inject('root-resize-fs')[
         'variant'] == 'strict'
 
