@@ -6,24 +6,24 @@ results of its steps (``{step name: result}``). Nothing is probed here: what
 Nova learned from ``qemu-img info`` at boot is what the run's steps recorded.
 
 The driver type (the format libvirt tells QEMU to read the disk as) is where
-the releases differ (nova-reference.md 1.1, 3.1-3.5, 5 and 8 #13):
+the releases differ (each row cites the Nova code it follows):
 
 =========  ============================================================
 essex      ``use_cow_images``: qcow2 if set, else raw, whatever the file
-           holds (3.1 "XML driver type = qcow2 if use_cow_images else raw")
+           holds (nova/virt/libvirt/connection.py@2012.1.3, to_xml)
 folsom     the backend: Qcow2 -> qcow2, Raw -> raw; a qcow2 copy made with
            force_raw_images=False is announced as raw and does not boot
-           (3.2; LP#1163009)
+           (nova/virt/libvirt/driver.py@2012.2.4; LP#1163009)
 grizzly    Qcow2 -> qcow2; Raw: the format qemu-img detects in the disk,
            as every point release from 2013.1.1 to the final 2013.1.5 did
-           (3.3 "2013.1.1 Raw probes the instance disk format for the XML
-           (correct_format, LP#1163009)"; section 6: no disk.info on that
-           branch up to 2013.1.5)
+           (nova/virt/libvirt/imagebackend.py@2013.1.5, Raw.correct_format,
+           LP#1163009; no disk.info on that branch up to 2013.1.5)
 havana+    the format recorded in ``disk.info`` (Havana 2013.2.3+,
-           Icehouse, Juno; 3.4, 3.5): qcow2 for Qcow2, the detected format
-           for Raw
+           Icehouse, Juno; nova/virt/libvirt/imagebackend.py@2013.2.4,
+           Image.resolve_driver_format): qcow2 for Qcow2, the detected
+           format for Raw
 lvm        every release with LVM (folsom+): a block device, driver raw
-           (section 5)
+           (nova/virt/libvirt/imagebackend.py@2012.2.4, Lvm)
 =========  ============================================================
 
 The disk is always ``vda`` on the virtio bus, as the libvirt driver chose
@@ -90,25 +90,29 @@ def driver_type(run_kwargs, results):
     backend = settings['images_type_effective']
     results = results_of(results)
     if backend == 'lvm':
-        return 'raw', 'Lvm backend: a block device, always raw (ref. 5)'
+        return 'raw', ('Lvm backend: a block device, always raw '
+                       '(nova/virt/libvirt/imagebackend.py@2012.2.4)')
     if release == 'essex':
         cow = settings['use_cow_images']
         return (('qcow2' if cow else 'raw'),
                 f'essex: use_cow_images={cow} decides, whatever the file '
-                'holds (ref. 1.1, 3.1)')
+                'holds (nova/virt/libvirt/connection.py@2012.1.3)')
     if release == 'folsom':
         return backend, (f'folsom: the {backend.capitalize()} backend '
-                         'fixes it (ref. 3.2, LP#1163009)')
+                         'fixes it (nova/virt/libvirt/driver.py@2012.2.4, '
+                         'LP#1163009)')
     if release == 'grizzly':
         if backend == 'qcow2':
-            return 'qcow2', 'grizzly: the Qcow2 backend fixes it (ref. 3.3)'
+            return 'qcow2', ('grizzly: the Qcow2 backend fixes it '
+                             '(nova/virt/libvirt/imagebackend.py@2013.1.5)')
         return (_made_format(results, release),
                 'grizzly 2013.1.1+: the Raw backend probes the disk '
-                '(correct_format, ref. 3.3, LP#1163009)')
+                '(nova/virt/libvirt/imagebackend.py@2013.1.5, '
+                'Raw.correct_format, LP#1163009)')
     if 'root-disk-info' in results:
         return (results['root-disk-info']['format'],
-                f'{release}: the format recorded in disk.info (ref. 3.4, '
-                '3.5, LP#1221190)')
+                f'{release}: the format recorded in disk.info '
+                '(nova/virt/libvirt/imagebackend.py@2013.2.4, LP#1221190)')
     raise exception.NotSupported(
         f'no libvirt driver type rule for a {release} run with the '
         f'{backend} backend and no disk.info step')

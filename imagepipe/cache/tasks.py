@@ -18,19 +18,19 @@ import time
 from imagepipe.cache import usage
 from imagepipe.runner import persistence
 from imagepipe.runner import store as run_store
-from imagepipe.tasks import base
+from imagepipe.tasks import contract
 from imagepipe.tasks import locks
 from imagepipe.tasks import safefs
 
 SOURCE = 'nova/virt/libvirt/imagecache.py'
 
 
-class TouchBase(base.ImageTask):
+class TouchBase(contract.ImageTask):
     """_mark_in_use / _handle_base_image: the mtime of a base in use."""
 
     source = f'{SOURCE} _handle_base_image'
 
-    def execute(self, path):
+    def work(self, path):
         try:
             fd = safefs.open_existing(path)
         except FileNotFoundError:
@@ -54,10 +54,10 @@ def _users(connection, base_dir, name):
                 and (usage.unfinished(u) or usage.is_instance(u))]
 
 
-class RemoveBase(base.ImageTask):
+class RemoveBase(contract.ImageTask):
     source = f'{SOURCE} _remove_base_file'
 
-    def execute(self, path, min_age, lock_names, lock_path, record,
+    def work(self, path, min_age, lock_names, lock_path, record,
                 lock_file, connection):
         for name in lock_names:
             locks.hold(name, lock_path)
@@ -99,6 +99,3 @@ class RemoveBase(base.ImageTask):
         if lock_file:
             notes.append(f'then its lock file nova-{lock_file}')
         return {'removes': removes, 'notes': notes}
-
-    def revert(self, *args, **kwargs):
-        """A removed base cannot come back; nothing else was made."""

@@ -1,8 +1,9 @@
 """Every place imagepipe deliberately does not do what Nova's code did.
 
 Nova's bugs that lost or duplicated work, left temporary files behind or let
-hostile images through are not reproduced. The plan shows the relevant line
-in a step's notes; the documentation lists them all from here.
+hostile images through are not reproduced. The prose lives here only: a
+flow adds :func:`note` of a key to the step it concerns (tasks carry none),
+and the documentation's deviations page lists every key from here.
 """
 
 #: key -> (short note for the plan, reference, explanation for the docs)
@@ -19,11 +20,6 @@ DEVIATIONS = {
         'Essex locked fetch and copy with in-process semaphores only, so two '
         'processes could download or copy one image at once; imagepipe '
         'always uses lock files.'),
-    'part-left': (
-        '.part always removed',
-        'LP#1125068',
-        'The .part download is always removed once converted. Folsom '
-        '2012.2 to 2012.2.3 left it in _base.'),
     'partial-copy': (
         'copied to a temporary name, then renamed',
         'Essex',
@@ -47,18 +43,26 @@ DEVIATIONS = {
     'pinned-format': (
         'format pinned with -f',
         'LP#1524274',
-        'qemu-img convert and resize get -f with the inspected format. Nova '
-        'let qemu-img probe the format of the file.'),
+        'qemu-img convert, resize and the write into a logical volume get '
+        '-f with the inspected format. Nova let qemu-img probe the format '
+        'of the file: fetch_to_raw until Mitaka, qemu-img resize until '
+        '33.0.0 (CVE-2026-24708), and the LVM backend\'s convert into the '
+        'volume still in 33.0.2, run as root (every base there came '
+        'through fetch_to_raw or was made by Nova). That write also gets '
+        '-t none, which Nova passed only in modern releases.'),
+    'flat-resize': (
+        'resized once, with the copy\'s format',
+        'nova/virt/libvirt/imagebackend.py@33.0.2',
+        'Nova 33.x resizes a new Flat copy with -f raw whatever it holds, '
+        'then once more with the format it records in disk.info (a non-raw '
+        'base: -f qcow2); imagepipe resizes once, with the copy\'s own '
+        'format.'),
     'backing-fmt': (
         'backing_fmt added',
         'qemu-img 6.1',
         'Overlays name their backing format (backing_fmt): qemu-img 6.1 and '
-        'newer refuse a backing file without one.'),
-    'size-check': (
-        'cached base checked too',
-        'LP#1429093',
-        'The virtual size check against the flavor also covers a base '
-        'already in the cache; Juno 2014.2 to 2014.2.3 skipped it.'),
+        'newer refuse a backing file without one. Nova passed none before '
+        'modern releases.'),
     'size-before-convert': (
         'virtual size checked before conversion',
         'nova/virt/libvirt/imagebackend.py@33.0.2',
@@ -81,12 +85,6 @@ DEVIATIONS = {
         'under -n, so on a current host the probe always fails and '
         'preallocate_images=space would silently do nothing. imagepipe '
         'probes without -n, as Nova does since Mitaka.'),
-    'validated-options': (
-        'values checked at load',
-        'LP#1427092',
-        'Option values are checked when the configuration is read (an '
-        'unknown images_type or volume_clear is an error at once); Nova '
-        'failed at spawn or silently used a default.'),
     'vfs-probe': (
         'no mount test of the guest filesystem',
         'LP#1212734',

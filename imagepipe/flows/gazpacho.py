@@ -1,4 +1,4 @@
-"""Gazpacho 2026.1 (Nova 33.0.2): today's Nova, reference nova-modern.md.
+"""Gazpacho 2026.1 (Nova 33.0.2): today's Nova.
 
 =====================  ==============================================
 fetch (lock $hex)      download .part, format inspector against the
@@ -23,7 +23,7 @@ rbd, ploop             valid for the configuration, refused by imagepipe
 =====================  ==============================================
 
 Releases between Juno and Gazpacho are not modelled: their changes are
-folded into this one (nova-modern.md section 3).
+folded into this one (nova/virt/libvirt/imagebackend.py@33.0.2).
 """
 
 import dataclasses
@@ -48,8 +48,9 @@ TRAITS = dataclasses.replace(
     max_size_check=False, size_check_after_fetch=True,
     # qcow2 overlays born at the flavor size: no resize, no fs resize
     overlay_at_flavor_size=True, extend_overlay=False, overlay_fs_resize=None,
-    # qemu-img convert and resize name their formats
-    convert_pinned=True, resize_format_pinned=True,
+    # qemu-img convert and resize name their formats, overlays their
+    # backing format
+    convert_pinned=True, resize_format_pinned=True, overlay_backing_fmt=True,
     # only preallocate_images=space preallocates; the probe lost -n
     preallocate_space_only=True, fallocate_probe_keep_size=False,
     # ephemeral disks: mkfs -t <fs>, cache name from the filesystem's hash

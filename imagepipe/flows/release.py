@@ -1,10 +1,10 @@
 """What one Nova release did differently, as data.
 
 Each release module declares a :class:`Release` whose :class:`Traits` record
-the choices that differ between releases; :mod:`imagepipe.flows.blocks`
+the choices that differ between releases; :mod:`imagepipe.flows.build`
 reads them to build the flow. The stevedore entry point of a release names
-its ``RELEASE`` object. Reference: nova-reference.md sections 2, 3 and 5;
-nova-modern.md for today's Nova (the "modern" traits).
+its ``RELEASE`` object. Each trait says which release changed it; the
+release modules cite the Nova code (file@tag) behind each change.
 
 The first release declares its whole Traits; every later one is
 ``dataclasses.replace`` of the traits of the release before it, naming only
@@ -18,7 +18,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Traits:
-    # -- locks (2.1) --
+    # -- locks --
     #: Nova's locks were lock files (Folsom+); Essex had in-process
     #: semaphores only
     file_locks: bool = True
@@ -31,7 +31,7 @@ class Traits:
     #: the LVM copy lock on its own (Juno regressed to the full path)
     lvm_lock_is_path: bool = True
 
-    # -- cache and fetch (2.2, 2.6) --
+    # -- cache and fetch --
     #: base directory name read from the option (Folsom hard-coded _base)
     base_dir_option: bool = True
     #: virtual size checked against the flavor before conversion
@@ -39,7 +39,7 @@ class Traits:
     #: a failed copy or resize removed the half-made file (not Essex)
     cleanup_on_error: bool = True
 
-    # -- root disk, files (2.3, 2.4, 3.x) --
+    # -- root disk, files --
     #: qcow2 instances backed by a resized copy ``<hex>_<GiB>`` in _base
     resized_base: bool = False
     #: qcow2 overlay cluster size: None, '2M', or 'inherit' from the base
@@ -60,7 +60,7 @@ class Traits:
     #: did not boot
     declared_raw: tuple = ()
 
-    # -- ephemeral and swap (2.6, 3.7) --
+    # -- ephemeral and swap --
     #: cache name of an ephemeral base, formatted with ``gb``
     ephemeral_name: str = 'ephemeral_{gb}_default'
     #: the mkfs command head for ext3 (a tool name or an argv list)
@@ -69,7 +69,7 @@ class Traits:
     #: generated bases (not reproduced)
     resized_generated_base: bool = False
 
-    # -- LVM (section 5) --
+    # -- LVM --
     #: backends offered: Essex had no LVM
     backends: tuple = ('raw', 'qcow2', 'lvm')
     #: how the base reaches an LV: 'dd' (Folsom) or 'convert'
@@ -84,7 +84,7 @@ class Traits:
     #: volume_clear is an option (Icehouse+); before, LVs were zeroed
     volume_clear_option: bool = False
 
-    # -- modern Nova (nova-modern.md 2.2-2.9) --
+    # -- modern Nova (nova/virt/libvirt/imagebackend.py@33.0.2) --
     #: Nova itself ran the format inspector on downloads (29.1.0+), so the
     #: inspection is no deviation and [workarounds]
     #: disable_deep_image_inspection switches it off
@@ -100,6 +100,8 @@ class Traits:
     overlay_at_flavor_size: bool = False
     #: fetch_to_raw's qemu-img convert names the input format (Mitaka+)
     convert_pinned: bool = False
+    #: qcow2 overlays name their backing format (backing_fmt)
+    overlay_backing_fmt: bool = False
     #: qemu-img resize names the driver's format (33.0.0+, CVE-2026-24708),
     #: which for a new Flat copy is still raw whatever the copy holds
     resize_format_pinned: bool = False
@@ -142,8 +144,8 @@ class Release:
 
     def build(self, settings, request):
         # imported here: listing releases needs neither taskflow nor tasks
-        from imagepipe.flows import blocks
-        return blocks.build(self, settings, request)
+        from imagepipe.flows import build
+        return build.flow(self, settings, request)
 
     def warnings(self, settings):
         """What the configuration makes this release do wrong, one line each.
@@ -151,5 +153,5 @@ class Release:
         Only ``settings`` is read (no request): the plan shows these for any
         image.
         """
-        from imagepipe.flows import blocks
-        return blocks.warnings(self, settings)
+        from imagepipe.flows import build
+        return build.warnings(self, settings)

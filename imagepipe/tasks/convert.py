@@ -14,10 +14,9 @@ import os
 from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import inspect
-from imagepipe.tasks import locks
 from imagepipe.tasks import safefs
-from imagepipe.tasks.base import ImageTask
-from imagepipe.tasks.base import flush_and_drop
+from imagepipe.tasks.contract import ImageTask
+from imagepipe.tasks.contract import flush_and_drop
 
 
 def convert_argv(fmt, part, converted, cache='none', pin_format=True):
@@ -46,28 +45,26 @@ class ConvertToRaw(ImageTask):
 
     source = 'images.fetch_to_raw'
 
-    def execute(self, image, part, converted, base, force_raw, pin_format,
-                lock):
-        with locks.held(lock):
-            if image['cached'] or image['format'] == 'raw' or not force_raw:
-                return {'converted': False, 'path': image['path'],
-                        'format': image['format']}
-            done = safefs.existing_file(converted,
-                                        'use it as the converted image')
-            if inspect.published_meanwhile(part, base) and not done:
-                # another run resumed first and published this image
-                return {'converted': False, 'path': base,
-                        'format': tools.qemu_img_info(base).file_format}
-            # The part is removed only after a finished, flushed convert:
-            # without it, an existing output is an earlier attempt's work.
-            if os.path.exists(part) or not done:
-                self._convert(image['format'], part, converted, pin_format)
-            fmt = tools.qemu_img_info(converted).file_format
-            if fmt != 'raw':
-                raise exception.ImageUnacceptable(
-                    f'image {converted} is unacceptable: Converted to raw, '
-                    f'but format is now {fmt}')
-            return {'converted': True, 'path': converted, 'format': 'raw'}
+    def work(self, image, part, converted, base, force_raw, pin_format):
+        if image['cached'] or image['format'] == 'raw' or not force_raw:
+            return {'converted': False, 'path': image['path'],
+                    'format': image['format']}
+        done = safefs.existing_file(converted,
+                                    'use it as the converted image')
+        if inspect.published_meanwhile(part, base) and not done:
+            # another run resumed first and published this image
+            return {'converted': False, 'path': base,
+                    'format': tools.qemu_img_info(base).file_format}
+        # The part is removed only after a finished, flushed convert:
+        # without it, an existing output is an earlier attempt's work.
+        if os.path.exists(part) or not done:
+            self._convert(image['format'], part, converted, pin_format)
+        fmt = tools.qemu_img_info(converted).file_format
+        if fmt != 'raw':
+            raise exception.ImageUnacceptable(
+                f'image {converted} is unacceptable: Converted to raw, '
+                f'but format is now {fmt}')
+        return {'converted': True, 'path': converted, 'format': 'raw'}
 
     def _convert(self, fmt, part, converted, pin_format):
         cache = ('none' if supports_direct_io(converted + '.directio')
@@ -92,9 +89,8 @@ class ConvertToRaw(ImageTask):
             os.close(fd)
         safefs.remove(part)
 
-    def revert(self, result, converted, lock, **kwargs):
+    def undo(self, result, converted, **kwargs):
         safefs.remove(converted)
-        locks.abandon(lock)
 
     def preview(self, image, part, converted, force_raw, pin_format,
                 nova_pins_format=False, **args):
@@ -108,10 +104,7 @@ class ConvertToRaw(ImageTask):
                  '-t writeback instead of -t none where the directory '
                  'refuses O_DIRECT (tmpfs)',
                  f'{part} is removed once the output is flushed']
-        if pin_format and not nova_pins_format:
-            notes.append('Nova ran it without -f (format probed from the '
-                         'file); imagepipe pins the inspected format')
-        elif pin_format:
+        if pin_format and nova_pins_format:
             notes.append("-f is the inspected format, as Nova's own since "
                          'Mitaka (LP#1524274); -p (progress) is imagepipe\'s')
         return {'command': convert_argv(image['format'], part, converted,

@@ -10,8 +10,7 @@ import os
 from taskflow.types import failure
 
 from imagepipe import tools
-from imagepipe.tasks import base
-from imagepipe.tasks import locks
+from imagepipe.tasks import contract
 from imagepipe.tasks import safefs
 
 
@@ -31,15 +30,15 @@ def _copy(src, dest, staged):
     tools.run(*cp_argv(src, tmp))
     if staged:
         # the steps that finish the entry publish it (ResizeFilesystem)
-        base.drop_cache(src)
+        contract.drop_cache(src)
         return {'path': dest, 'staged': tmp, 'copied': True,
                 'size': os.path.getsize(tmp)}
     safefs.publish(tmp, dest)
     # cp read the source and wrote the copy through the page cache: both
     # would stay there, twice the image, for guests that read with
     # cache=none. The copy is flushed by now, so its pages can go too.
-    base.drop_cache(src)
-    base.drop_cache(dest)
+    contract.drop_cache(src)
+    contract.drop_cache(dest)
     return {'path': dest, 'copied': True, 'size': os.path.getsize(dest)}
 
 
@@ -48,7 +47,7 @@ def _cache_entry_failed(cache_scope, flow_failures):
     return any(name in flow_failures for name in cache_scope)
 
 
-class CopyImage(base.ImageTask):
+class CopyImage(contract.ImageTask):
     """``cp`` a base to ``dest`` (an instance disk or a resized base).
 
     ``reuse``: an existing ``dest`` is kept as it is (Nova reused an existing
@@ -65,15 +64,13 @@ class CopyImage(base.ImageTask):
     notes = ('Nova ran a plain cp (sparse-aware by default); --reflink=auto '
              'shares the blocks where the filesystem supports it',)
 
-    def execute(self, src, dest, lock, reuse, cache_scope, staged=False):
-        with locks.held(lock):
-            if reuse and safefs.existing_file(dest, 'reuse it'):
-                return {'path': dest, 'copied': False,
-                        'size': os.path.getsize(dest)}
-            return _copy(src, dest, staged)
+    def work(self, src, dest, reuse, cache_scope, staged=False):
+        if reuse and safefs.existing_file(dest, 'reuse it'):
+            return {'path': dest, 'copied': False,
+                    'size': os.path.getsize(dest)}
+        return _copy(src, dest, staged)
 
-    def revert(self, dest, lock, cache_scope, result, flow_failures, **_):
-        locks.abandon(lock)
+    def undo(self, dest, cache_scope, result, flow_failures, **_):
         safefs.remove(tmp_name(dest))
         if cache_scope is None:
             safefs.remove(dest)

@@ -12,7 +12,7 @@ from oslo_concurrency import lockutils
 
 from imagepipe import exception
 from imagepipe import tools
-from imagepipe.tasks import base
+from imagepipe.tasks import contract
 from imagepipe.tasks import resize
 from imagepipe.tasks import safefs
 
@@ -99,7 +99,7 @@ def _forget(info, disk, atomic):
         safefs.remove(info)
 
 
-class RecordDiskFormat(base.ImageTask):
+class RecordDiskFormat(contract.ImageTask):
     """Add ``{disk: format}`` to disk.info; ``format`` None probes the disk.
 
     The same value already recorded is fine (a re-run); a different one is
@@ -110,13 +110,13 @@ class RecordDiskFormat(base.ImageTask):
 
     source = 'imagebackend.Image.resolve_driver_format'
 
-    def execute(self, info, disk, format, atomic):
+    def work(self, info, disk, format, atomic):
         safefs.directory(os.path.dirname(info))
         with lockutils.lock(info):
             fmt = format if format is not None else probe(disk)
             return _record(info, disk, fmt, atomic)
 
-    def revert(self, info, disk, atomic, **_):
+    def undo(self, info, disk, atomic, **_):
         with lockutils.lock(info):
             safefs.remove(tmp_name(info))
             _forget(info, disk, atomic)

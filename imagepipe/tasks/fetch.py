@@ -27,9 +27,8 @@ from imagepipe import stop
 from imagepipe.sources import identity
 from imagepipe.sources import resume
 from imagepipe.sources.base import CHUNK_SIZE
-from imagepipe.tasks import locks
 from imagepipe.tasks import safefs
-from imagepipe.tasks.base import ImageTask
+from imagepipe.tasks.contract import ImageTask
 
 LOG = logging.getLogger(__name__)
 
@@ -54,20 +53,18 @@ class Fetch(ImageTask):
 
     source = 'images.fetch'
 
-    def execute(self, image, glance, part, base, lock):
-        with locks.held(lock):
-            if safefs.existing_file(base, 'use it as the cached image'):
-                return {'cached': True, 'path': base}
-            src = sources.open_image(image, glance)
-            with _removed_on_error(part):
-                size = download(src, part, self.report)
-            return {'cached': False, 'path': part, 'size': size,
-                    'disk_format': src.disk_format,
-                    'checksum': list(src.checksum) if src.checksum else None}
+    def work(self, image, glance, part, base):
+        if safefs.existing_file(base, 'use it as the cached image'):
+            return {'cached': True, 'path': base}
+        src = sources.open_image(image, glance)
+        with _removed_on_error(part):
+            size = download(src, part, self.report)
+        return {'cached': False, 'path': part, 'size': size,
+                'disk_format': src.disk_format,
+                'checksum': list(src.checksum) if src.checksum else None}
 
-    def revert(self, result, part, lock, **kwargs):
+    def undo(self, result, part, **kwargs):
         safefs.remove(part)
-        locks.abandon(lock)
 
     def preview(self, image, part, base, **args):
         return {

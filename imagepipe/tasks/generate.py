@@ -8,8 +8,7 @@ next instance of the same size) or directly at the instance's disk.
 import os
 
 from imagepipe import tools
-from imagepipe.tasks import base
-from imagepipe.tasks import locks
+from imagepipe.tasks import contract
 from imagepipe.tasks import safefs
 
 
@@ -44,23 +43,21 @@ def swap_argvs(target, size_mb):
             ['mkswap', target]]
 
 
-def _generate(target, reuse, lock, argvs):
+def _generate(target, reuse, argvs):
     """Run ``argvs`` (built for the tmp name), then publish the target."""
-    with locks.held(lock):
-        created = not (reuse and safefs.existing_file(target, 'reuse it'))
-        if created:
-            # the tools write into the file made here, keeping Nova's mode
-            os.close(safefs.create(tmp_name(target), safefs.NOVA_MODE))
-            for argv in argvs:
-                tools.run(*argv)
-            safefs.publish(tmp_name(target), target)
-        return {'path': target, 'created': created,
-                'size': os.path.getsize(target)}
+    created = not (reuse and safefs.existing_file(target, 'reuse it'))
+    if created:
+        # the tools write into the file made here, keeping Nova's mode
+        os.close(safefs.create(tmp_name(target), safefs.NOVA_MODE))
+        for argv in argvs:
+            tools.run(*argv)
+        safefs.publish(tmp_name(target), target)
+    return {'path': target, 'created': created,
+            'size': os.path.getsize(target)}
 
 
-def _discard(target, reuse, lock):
+def _discard(target, reuse):
     """Revert: a cache target (``reuse``) stays, an instance disk goes."""
-    locks.abandon(lock)
     safefs.remove(tmp_name(target))
     if not reuse:
         safefs.remove(target)
@@ -72,24 +69,24 @@ def _plan(target, reuse, argvs):
     return {'command': argvs, 'creates': [target], 'notes': [note]}
 
 
-class CreateEphemeral(base.ImageTask):
+class CreateEphemeral(contract.ImageTask):
     """An empty raw disk of ``size_gb`` GiB with a labelled filesystem."""
 
     source = 'libvirt.driver.LibvirtDriver._create_ephemeral'
 
-    def execute(self, target, size_gb, fs_label, mkfs, lock, reuse):
-        return _generate(target, reuse, lock, ephemeral_argvs(
+    def work(self, target, size_gb, fs_label, mkfs, reuse):
+        return _generate(target, reuse, ephemeral_argvs(
             tmp_name(target), size_gb, fs_label, mkfs))
 
-    def revert(self, target, lock, reuse, **_):
-        _discard(target, reuse, lock)
+    def undo(self, target, reuse, **_):
+        _discard(target, reuse)
 
     def preview(self, target, size_gb, fs_label, mkfs, reuse, **_):
         return _plan(target, reuse, ephemeral_argvs(
             tmp_name(target), size_gb, fs_label, mkfs))
 
 
-class CreateEphemeralFs(base.ImageTask):
+class CreateEphemeralFs(contract.ImageTask):
     """An empty raw disk of ``size_gb`` GiB with filesystem ``fs``.
 
     Modern Nova picks the filesystem by the image's os_type (vfat when it is
@@ -98,29 +95,29 @@ class CreateEphemeralFs(base.ImageTask):
 
     source = 'libvirt.driver.LibvirtDriver._create_ephemeral'
 
-    def execute(self, target, size_gb, fs_label, fs, lock, reuse):
-        return _generate(target, reuse, lock, ephemeral_fs_argvs(
+    def work(self, target, size_gb, fs_label, fs, reuse):
+        return _generate(target, reuse, ephemeral_fs_argvs(
             tmp_name(target), size_gb, fs_label, fs))
 
-    def revert(self, target, lock, reuse, **_):
-        _discard(target, reuse, lock)
+    def undo(self, target, reuse, **_):
+        _discard(target, reuse)
 
     def preview(self, target, size_gb, fs_label, fs, reuse, **_):
         return _plan(target, reuse, ephemeral_fs_argvs(
             tmp_name(target), size_gb, fs_label, fs))
 
 
-class CreateSwap(base.ImageTask):
+class CreateSwap(contract.ImageTask):
     """An empty raw disk of ``size_mb`` MiB formatted as swap."""
 
     source = 'libvirt.driver.LibvirtDriver._create_swap'
 
-    def execute(self, target, size_mb, lock, reuse):
-        return _generate(target, reuse, lock,
+    def work(self, target, size_mb, reuse):
+        return _generate(target, reuse,
                          swap_argvs(tmp_name(target), size_mb))
 
-    def revert(self, target, lock, reuse, **_):
-        _discard(target, reuse, lock)
+    def undo(self, target, reuse, **_):
+        _discard(target, reuse)
 
     def preview(self, target, size_mb, reuse, **_):
         return _plan(target, reuse, swap_argvs(tmp_name(target), size_mb))

@@ -3,8 +3,11 @@
 Nova took ``[X $hex]`` around the whole of fetch_to_raw, which imagepipe splits
 into several tasks (fetch, inspect, convert, publish). The first task of a
 section acquires the lock and the last one (or a revert) releases it; every
-task in between calls :func:`hold` again, so a process that resumes a run in
-the middle of a section takes the lock before it touches anything. The lock is
+task in between takes it again (a no-op while held), so a process that
+resumes a run in the middle of a section takes the lock before it touches
+anything. Tasks do none of this themselves: the execute and revert hooks of
+:class:`imagepipe.tasks.contract.ImageTask` call :func:`held` and
+:func:`abandon` around a task's work. The lock is
 an oslo.concurrency external lock (an fcntl lock file named like Nova's,
 ``$instances_path/locks/nova-<name>``), so a crashed holder releases it with
 its process. The lock directory and file are checked first

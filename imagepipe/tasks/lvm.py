@@ -12,8 +12,7 @@ from taskflow.types import failure
 
 from imagepipe import exception
 from imagepipe import tools
-from imagepipe.tasks import base as task_base
-from imagepipe.tasks import locks
+from imagepipe.tasks import contract
 from imagepipe.tasks import resize
 
 LOG = logging.getLogger(__name__)
@@ -30,8 +29,6 @@ VGS_COLUMNS = {
 WRITE_NOTES = {
     'dd': "the base's bytes are written verbatim: a non-raw base gives an "
           'unbootable LV (LP#1075333)',
-    'convert': 'Nova let qemu-img probe the base format (no -f); -t none '
-               'came with modern Nova',
 }
 
 RETRY_NOTE = 'Nova ran vgs, lvcreate and lvremove up to 3 times'
@@ -148,7 +145,7 @@ def _planned_size(size, virtual_size):
     return f'<larger of {size} and {virtual_size.strip("<>")}>'
 
 
-class CreateVolume(task_base.ImageTask):
+class CreateVolume(contract.ImageTask):
     """Create the LV that will hold the instance disk.
 
     An LV of at least the needed size found under the same name is taken as
@@ -161,17 +158,15 @@ class CreateVolume(task_base.ImageTask):
     source = 'imagebackend.Lvm.create_image'
     notes = (RETRY_NOTE,)
 
-    def execute(self, vg, lv, device, size, sparse, vgs_columns, check_size,
-                volume_clear, volume_clear_size, lock, image):
-        with locks.held(lock):
-            needed = _create(vg, lv, size, image, sparse, vgs_columns,
-                             check_size)
+    def work(self, vg, lv, device, size, sparse, vgs_columns, check_size,
+             volume_clear, volume_clear_size, image):
+        needed = _create(vg, lv, size, image, sparse, vgs_columns,
+                         check_size)
         return {'device': device, 'size': needed,
                 'resized': needed > image['virtual_size'], 'created': True}
 
-    def revert(self, vg, lv, device, volume_clear, volume_clear_size, lock,
+    def undo(self, vg, lv, device, volume_clear, volume_clear_size,
                result, **_):
-        locks.abandon(lock)
         if (isinstance(result, failure.Failure)
                 or _existing_size(vg, lv) is None):
             return
@@ -193,7 +188,7 @@ class CreateVolume(task_base.ImageTask):
                 'creates': [device], 'notes': notes}
 
 
-class WriteVolume(task_base.ImageTask):
+class WriteVolume(contract.ImageTask):
     """Write the base into the LV: ``dd`` (Folsom) or ``qemu-img convert``.
 
     ``dd`` copies the base's bytes verbatim, so a non-raw base made an
@@ -203,16 +198,12 @@ class WriteVolume(task_base.ImageTask):
 
     source = 'imagebackend.Lvm.create_image'
 
-    def execute(self, base, device, method, base_format, lock):
-        with locks.held(lock):
-            fmt = None
-            if method == 'convert':
-                fmt = resize.inspect(base, base_format)[0]
-            tools.run(*write_argv(base, device, method, fmt))
+    def work(self, base, device, method, base_format):
+        fmt = None
+        if method == 'convert':
+            fmt = resize.format_and_info(base, base_format)[0]
+        tools.run(*write_argv(base, device, method, fmt))
         return {'device': device, 'method': method, 'base_format': fmt}
-
-    def revert(self, lock, **_):
-        locks.abandon(lock)
 
     def preview(self, base, device, method, base_format, **_):
         notes = [WRITE_NOTES[method]] if method in WRITE_NOTES else []

@@ -13,8 +13,7 @@ from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
 from imagepipe import exception
-from imagepipe.tasks import base
-from imagepipe.tasks import locks
+from imagepipe.tasks import contract
 from imagepipe.tasks import resize as grow
 
 LOG = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ def _resize_through(path, strict, nbd_root):
                         device)
 
 
-class ResizeFsBlockDevice(base.ImageTask):
+class ResizeFsBlockDevice(contract.ImageTask):
     """e2fsck + resize2fs on the qcow2 image exported as ``/dev/nbdN``.
 
     Runs only when the image was grown. ``strict`` applies the Icehouse
@@ -122,14 +121,10 @@ class ResizeFsBlockDevice(base.ImageTask):
              'e2fsck, which fails on those disks with the same outcome',
              'the device is detached in a finally, as from Icehouse on')
 
-    def execute(self, path, strict, nbd_root, lock, resize):
-        with locks.held(lock):
-            if not resize['resized']:
-                return grow.not_resized()
-            return _resize_through(path, strict, nbd_root)
-
-    def revert(self, lock, **_):
-        locks.abandon(lock)
+    def work(self, path, strict, nbd_root, resize):
+        if not resize['resized']:
+            return grow.not_resized()
+        return _resize_through(path, strict, nbd_root)
 
     def preview(self, path, strict, nbd_root, resize, **_):
         device = os.path.join(nbd_root, '<free nbdN>')

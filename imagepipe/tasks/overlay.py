@@ -3,8 +3,7 @@
 import os
 
 from imagepipe import tools
-from imagepipe.tasks import base as task_base
-from imagepipe.tasks import locks
+from imagepipe.tasks import contract
 from imagepipe.tasks import resize
 from imagepipe.tasks import safefs
 
@@ -41,7 +40,7 @@ def _cluster_size(choice, info):
 def _create(base_path, disk, base_format, cluster_size, size):
     backing = os.path.abspath(base_path)
     mode = safefs.source_mode(backing)
-    fmt, info = resize.inspect(backing, base_format)
+    fmt, info = resize.format_and_info(backing, base_format)
     tmp = tmp_name(disk)
     cluster = _cluster_size(cluster_size, info)
     # qemu-img writes into the file made here, keeping its mode
@@ -55,7 +54,7 @@ def _create(base_path, disk, base_format, cluster_size, size):
             'cluster_size': cluster, 'virtual_size': virtual}
 
 
-class CreateOverlay(task_base.ImageTask):
+class CreateOverlay(contract.ImageTask):
     """``qemu-img create -f qcow2`` backed by ``base``, at ``disk``.
 
     ``cluster_size``: None (Nova's default), '2M' (early Essex) or 'inherit'
@@ -65,18 +64,13 @@ class CreateOverlay(task_base.ImageTask):
     """
 
     source = 'libvirt.utils.create_cow_image'
-    notes = ('backing_fmt is always passed: qemu-img >= 6.1 refuses a '
-             'backing file without it, although Nova passed none before '
-             'modern releases',
-             'the backing path is made absolute: qemu-img resolves a '
-             "relative one against the overlay's directory")
+    notes = ('the backing path is made absolute: qemu-img resolves a '
+             "relative one against the overlay's directory",)
 
-    def execute(self, base, disk, base_format, cluster_size, size, lock):
-        with locks.held(lock):
-            return _create(base, disk, base_format, cluster_size, size)
+    def work(self, base, disk, base_format, cluster_size, size):
+        return _create(base, disk, base_format, cluster_size, size)
 
-    def revert(self, disk, lock, **_):
-        locks.abandon(lock)
+    def undo(self, disk, **_):
         safefs.remove(tmp_name(disk))
         safefs.remove(disk)
 

@@ -8,7 +8,7 @@ disk, and running out of space failed the spawn at once.
 
 from imagepipe import exception
 from imagepipe import tools
-from imagepipe.tasks import base
+from imagepipe.tasks import contract
 from imagepipe.tasks import safefs
 
 ENOSPC = 'No space left on device'
@@ -61,7 +61,7 @@ def _fallocate(path, size):
         raise
 
 
-class Preallocate(base.ImageTask):
+class Preallocate(contract.ImageTask):
     """``fallocate -n -l size path`` unless the probe says it cannot work.
 
     A failing probe is not an error (Nova logged it and went on without
@@ -73,7 +73,7 @@ class Preallocate(base.ImageTask):
     notes = ('Nova preallocated only disks the nova user could write; '
              'imagepipe runs as the owner of the disk',)
 
-    def execute(self, path, size, probe_keep_size):
+    def work(self, path, size, probe_keep_size):
         if not size:
             return {'preallocated': False,
                     'reason': 'no disk size (flavor root_gb 0)'}
@@ -85,7 +85,7 @@ class Preallocate(base.ImageTask):
         _fallocate(path, size)
         return {'preallocated': True, 'reason': f'{size} bytes reserved'}
 
-    def revert(self, path, **_):
+    def undo(self, path, **_):
         safefs.remove(probe_file(path))
 
     def preview(self, path, size, probe_keep_size, **_):

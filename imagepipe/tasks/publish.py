@@ -7,9 +7,8 @@ cache file name; a cache entry, once there, is never rolled back.
 import os
 
 from imagepipe import exception
-from imagepipe.tasks import locks
 from imagepipe.tasks import safefs
-from imagepipe.tasks.base import ImageTask
+from imagepipe.tasks.contract import ImageTask
 
 
 class Publish(ImageTask):
@@ -17,21 +16,17 @@ class Publish(ImageTask):
 
     source = 'images.fetch_to_raw'
 
-    def execute(self, image, base, lock):
-        with locks.held(lock):
-            path = image['path']
-            if path != base:
-                if safefs.existing_file(path, 'publish it'):
-                    safefs.publish(path, base)
-                elif not safefs.existing_file(
-                        base, 'use it as the cached image'):
-                    raise exception.RunError(
-                        f'cannot publish {path}: neither it nor {base} '
-                        'exists')
+    def work(self, image, base):
+        path = image['path']
+        if path != base:
+            if safefs.existing_file(path, 'publish it'):
+                safefs.publish(path, base)
+            elif not safefs.existing_file(
+                    base, 'use it as the cached image'):
+                raise exception.RunError(
+                    f'cannot publish {path}: neither it nor {base} '
+                    'exists')
         return {'path': base, 'format': image['format']}
-
-    def revert(self, result, lock, **kwargs):
-        locks.abandon(lock)
 
     def preview(self, image, base, **args):
         return {

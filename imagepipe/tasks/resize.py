@@ -11,8 +11,7 @@ import os
 
 from imagepipe import exception
 from imagepipe import tools
-from imagepipe.tasks import base
-from imagepipe.tasks import locks
+from imagepipe.tasks import contract
 from imagepipe.tasks import safefs
 
 #: What a plan shows where a format hint is None and a run probes it.
@@ -42,7 +41,7 @@ VARIANT_NOTES = {
 }
 
 
-def inspect(path, hint):
+def format_and_info(path, hint):
     """``qemu-img info`` of ``path`` read as ``hint``: (format, info).
 
     ``hint`` None means the format is not known yet: qemu-img probes it.
@@ -128,7 +127,7 @@ def _grow_image(path, size, hint, origin_size):
     re-run after a crash finds the disk grown already, yet its filesystem
     still needs growing."""
     safefs.existing_file(path, 'resize it')  # qemu-img follows links
-    fmt, info = inspect(path, hint)
+    fmt, info = format_and_info(path, hint)
     if info.virtual_size < size:
         # qemu-img resize makes exactly ``size`` or fails
         tools.run(*resize_argv(path, size, fmt))
@@ -147,7 +146,7 @@ def _grow_fs(path, variant, resized):
     return grow_filesystem(path, strict)
 
 
-class ResizeImage(base.ImageTask):
+class ResizeImage(contract.ImageTask):
     """Grow the disk's virtual size to ``size`` bytes, never shrink it.
 
     Whether the disk was grown is decided from ``origin`` (the inspection of
@@ -159,24 +158,16 @@ class ResizeImage(base.ImageTask):
     """
 
     source = 'disk.api.extend'
-    notes = ('Nova ran qemu-img resize without -f, letting qemu probe the '
-             'format; the format is pinned as Nova does since the '
-             'CVE-2026-24708 fix',)
 
-    def execute(self, path, size, format, lock, origin, made=None):
-        with locks.held(lock):
-            if made is not None:
-                done = staged_state(made)
-                if done:
-                    return {'resized': False, 'reason': done,
-                            'virtual_size_before': None,
-                            'virtual_size': None, 'format': format}
-                path = made['staged']
-            return _grow_image(path, size, format, origin['virtual_size'])
-
-    def revert(self, lock, **_):
-        # The disk belongs to the task that created it; its revert removes it.
-        locks.abandon(lock)
+    def work(self, path, size, format, origin, made=None):
+        if made is not None:
+            done = staged_state(made)
+            if done:
+                return {'resized': False, 'reason': done,
+                        'virtual_size_before': None,
+                        'virtual_size': None, 'format': format}
+            path = made['staged']
+        return _grow_image(path, size, format, origin['virtual_size'])
 
     def preview(self, path, size, format, origin, **_):
         return {'command': resize_argv(path, size, shown_format(format)),
@@ -187,7 +178,7 @@ class ResizeImage(base.ImageTask):
                           f'was made from) is below {size} bytes']}
 
 
-class ResizeFilesystem(base.ImageTask):
+class ResizeFilesystem(contract.ImageTask):
     """Grow the ext filesystem lying directly on a file or LV that was grown.
 
     ``variant`` picks the release's rules (see ``VARIANTS``). Exit statuses
@@ -199,19 +190,15 @@ class ResizeFilesystem(base.ImageTask):
 
     source = 'disk.api.resize2fs'
 
-    def execute(self, path, variant, lock, resize, made=None):
-        with locks.held(lock):
-            if made is None:
-                return _grow_fs(path, variant, resize['resized'])
-            done = staged_state(made)
-            if done:
-                return not_resized(done)
-            grown = _grow_fs(made['staged'], variant, resize['resized'])
-            safefs.publish(made['staged'], made['path'])
-            return grown
-
-    def revert(self, lock, **_):
-        locks.abandon(lock)
+    def work(self, path, variant, resize, made=None):
+        if made is None:
+            return _grow_fs(path, variant, resize['resized'])
+        done = staged_state(made)
+        if done:
+            return not_resized(done)
+        grown = _grow_fs(made['staged'], variant, resize['resized'])
+        safefs.publish(made['staged'], made['path'])
+        return grown
 
     def preview(self, path, variant, resize, made=None, **_):
         gate, _strict = variant_of(variant)

@@ -13,7 +13,7 @@ import stat
 from oslo_utils.imageutils import format_inspector
 
 from imagepipe import exception
-from imagepipe.tasks import base
+from imagepipe.tasks import contract
 
 
 class DiskNotMade(exception.ImagepipeError):
@@ -96,14 +96,14 @@ def _check(entry):
     return {'path': path, 'format': fmt, 'virtual_size': virtual}
 
 
-class VerifyDisks(base.ImageTask):
+class VerifyDisks(contract.ImageTask):
     """Every instance disk of the flow exists with its format and size."""
 
     source = 'imagepipe only'
     notes = ('Nova trusted the files it had just made; a '
              'resumed run checks them before it says it succeeded',)
 
-    def execute(self, disks):
+    def work(self, disks):
         return {'disks': [_check(entry) for entry in disks]}
 
     def preview(self, disks, **_):

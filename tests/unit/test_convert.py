@@ -151,7 +151,6 @@ def test_describe():
         '<format of inspect-root>', '-p', '$B/h.part', '$B/h.converted']
     assert shown['creates'] == ['$B/h.converted']
     assert shown['removes'] == ['$B/h.part']
-    assert any('without -f' in note for note in shown['notes'])
     assert json.loads(json.dumps(shown)) == shown
     task = ConvertToRaw('convert', inject={**task.inject, 'force_raw': False},
                         wire={'image': 'inspect-root'})

@@ -30,11 +30,13 @@ from imagepipe.conf import options
 from imagepipe.conf import releases
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import article
-from imagepipe.flows import blocks
 from imagepipe.flows import deviations
+from imagepipe.flows import root_qcow2
+from imagepipe.flows import steps
 from imagepipe.runner import store
 from imagepipe.tasks import inspect
 from imagepipe.tasks import locks
+from imagepipe.tasks import recheck
 from tests import httpserver
 from tests import images
 from tests.plans import CONVERT
@@ -224,7 +226,7 @@ def test_overlay_born_at_flavor_size(build):
     assert plan.inject('root-overlay')['cluster_size'] == 'inherit'
     # no resize, no filesystem growth of a qcow2 root (25.0.0+)
     assert not [n for n in plan.names() if 'resize' in n]
-    assert blocks.BORN_SIZED in plan.notes('root-overlay')
+    assert root_qcow2.BORN_SIZED in plan.notes('root-overlay')
     # root_gb 0: no size for the overlay, nothing to compare
     zero = build(root_gb=0)
     assert zero.commands()[-2] == ('root-overlay', [
@@ -299,7 +301,8 @@ def test_convert_notes_that_nova_pins_too(build):
 
 def test_lvm_write_notes_the_probed_convert(build):
     plan = build(**lvm())
-    assert blocks.LVM_PROBED in plan.notes('root-write-volume')
+    assert deviations.note('pinned-format') in plan.notes(
+        'root-write-volume')
     assert plan.inject('root-write-volume')['method'] == 'convert'
     assert plan.inject('root-resize-fs')['variant'] == 'device'
     assert plan.inject('root-create-volume')['volume_clear'] == 'zero'
@@ -313,10 +316,10 @@ def test_lvm_volume_clear_zero_is_shred_n0_z(build):
 
 
 def test_flat_resize_quirk_noted_only_for_non_raw_bases(build):
-    assert blocks.FLAT_RESIZE in build(
+    flat = deviations.note('flat-resize')
+    assert flat in build(
         use_cow_images=False, force_raw_images=False).notes('root-resize')
-    assert blocks.FLAT_RESIZE not in build(use_cow_images=False).notes(
-        'root-resize')
+    assert flat not in build(use_cow_images=False).notes('root-resize')
     assert build(use_cow_images=False).inject('root-resize-fs')[
         'variant'] == 'strict'
 
@@ -530,7 +533,7 @@ def test_locking_and_glance_aliases(conf_file):
         'gazpacho')]
     assert rconf.value('glance_num_retries') == 3
     s = conf_settings.snapshot(rconf)
-    plan_lock = blocks.Context(flows.get('gazpacho'), s, {
+    plan_lock = steps.Build(flows.get('gazpacho'), s, {
         'image': IMAGE, 'instance': INSTANCE}).lock('x', True)
     assert plan_lock['external'] is True
 
@@ -805,7 +808,7 @@ def test_run_unsafe_cached_base_is_invalid_disk_info(site, made):
     """A base cached by an older Nova is inspected again before use (Q2)."""
     os.makedirs(site.base_dir)
     shutil.copy(made['backing'], site.base(made['qcow2']))
-    with pytest.raises(inspect.InvalidDiskInfo,
+    with pytest.raises(recheck.InvalidDiskInfo,
                        match='Disk info file is invalid: Base image failed '
                              r'safety check: .* \(backing_file\)'):
         site.run(made['qcow2'])

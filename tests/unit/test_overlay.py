@@ -103,7 +103,7 @@ def test_plan_shows_backing_format_and_placeholders():
         'backing_file=/b/abc,backing_fmt=<probed format>,'
         'cluster_size=<cluster size of the base>', '/i/disk.tmp']
     assert shown['creates'] == ['/i/disk']
-    assert any('qemu-img >= 6.1' in note for note in shown['notes'])
+    assert any('made absolute' in note for note in shown['notes'])
 
 
 def test_a_finished_overlay_shows_what_it_ran(raw_image, tmp_path):

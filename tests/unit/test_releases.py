@@ -60,6 +60,7 @@ TRAITS = {
     'size_check_after_fetch': (F,) * 6 + (T,),
     'overlay_at_flavor_size': (F,) * 6 + (T,),
     'convert_pinned': (F,) * 6 + (T,),
+    'overlay_backing_fmt': (F,) * 6 + (T,),
     'resize_format_pinned': (F,) * 6 + (T,),
     'preallocate_space_only': (F,) * 6 + (T,),
     'fallocate_probe_keep_size': (T,) * 6 + (F,),

@@ -11,6 +11,13 @@ provides its result under its own name, so a result is found by task name.
 arguments or its result, never from ``self``; it may receive a ``Failure`` as
 ``result`` and may run twice.
 
+A task that works under one of Nova's locks receives it as the injected
+``lock`` argument. Subclasses implement ``work`` (and ``undo`` when there is
+something to remove), never ``execute`` or ``revert``: those are the hooks
+taskflow calls, which take the lock around ``work`` and release it after
+``undo`` (:mod:`imagepipe.tasks.locks`), so every task of a locked section
+takes the lock again when a resumed run starts in its middle.
+
 ``describe()`` renders the same arguments into what the plan shows, without
 touching the disk: values that only a run can know appear as placeholders.
 
@@ -18,10 +25,13 @@ Every file a task makes, opens for writing or removes under instances_path
 goes through :mod:`imagepipe.tasks.safefs`.
 """
 
+import inspect
 import os
 import time
 
 from taskflow import task
+
+from imagepipe.tasks import locks
 
 #: Seconds between two progress reports of a step: each is stored in its own
 #: database transaction.
@@ -46,27 +56,74 @@ class Pending(dict):
         return self[key]
 
 
+def _execute(task, lock, args):
+    with locks.held(lock):
+        return task.work(**args)
+
+
+def _revert(task, lock, args):
+    try:
+        return task.undo(**args)
+    finally:
+        locks.abandon(lock)
+
+
+def _hook(method, around):
+    """A method that calls ``around(task, lock, args)``, whose signature is
+    ``method``'s with an optional ``lock`` added: taskflow reads the
+    arguments a task needs from the signature of execute and revert."""
+    sig = inspect.signature(method)
+    params = list(sig.parameters.values())
+    kwargs = [p for p in params if p.kind is p.VAR_KEYWORD]
+    named = [p for p in params if p.kind is not p.VAR_KEYWORD]
+    lock = inspect.Parameter('lock', inspect.Parameter.KEYWORD_ONLY,
+                             default=None)
+
+    def hooked(self, lock=None, **args):
+        return around(self, lock, args)
+
+    hooked.__signature__ = sig.replace(parameters=named + [lock] + kwargs)
+    hooked.__doc__ = method.__doc__
+    return hooked
+
+
 class ImageTask(task.Task):
     """Base class: explicit name, JSON inputs, a description for the plan.
 
-    Subclasses set ``source`` (the Nova function the step stands for) and
-    implement ``preview(**args)`` (``done``: the step's own result, once it
-    ran) returning a dict with any of ``command``
-    (argv list or None; a list of argv lists when the step runs several),
-    ``creates``, ``removes`` and ``notes`` lists.
-
-    A task that works under one of Nova's locks receives it as the injected
-    ``lock`` argument (see :mod:`imagepipe.tasks.locks`).
+    Subclasses set ``source`` (the Nova function the step stands for),
+    implement ``work(**args)`` (the step; its result is the step's result),
+    ``undo(**args)`` when a revert has something to remove (it also gets
+    ``result`` and ``flow_failures``), and ``preview(**args)`` (``done``:
+    the step's own result, once it ran) returning a dict with any of
+    ``command`` (argv list or None; a list of argv lists when the step runs
+    several), ``creates``, ``removes`` and ``notes`` lists.
     """
 
     source = None
     notes = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if {'execute', 'revert'} & set(vars(cls)):
+            raise TypeError(f'{cls.__name__}: implement work and undo; '
+                            'execute and revert hold the lock around them')
+        cls.execute = _hook(cls.work, _execute)
+        cls.revert = _hook(cls.undo, _revert)
 
     def __init__(self, name, inject=None, wire=None, notes=()):
         super().__init__(name=name, provides=name, inject=inject or {},
                          rebind=dict(wire or {}))
         self.wire = dict(wire or {})
         self.extra_notes = tuple(notes)
+
+    def work(self, **args):
+        raise NotImplementedError
+
+    def undo(self, **_):
+        """Nothing to remove: what the step made belongs to another."""
+
+    execute = _hook(work, _execute)
+    revert = _hook(undo, _revert)
 
     def preview(self, **args):
         return {}

@@ -7,15 +7,18 @@ import stat
 import subprocess
 
 import pytest
+from taskflow import engines
 from taskflow import task as tf_task
+from taskflow.patterns import linear_flow
 
 from imagepipe import exception
-from imagepipe.tasks import base
+from imagepipe.tasks import contract
+from imagepipe.tasks import locks
 from imagepipe.tasks import safefs
 
 
-class Step(base.ImageTask):
-    def execute(self):
+class Step(contract.ImageTask):
+    def work(self):
         pass
 
 
@@ -28,7 +31,7 @@ def _reports(task):
 
 def test_progress_is_throttled_first_and_last_kept(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(base.time, 'monotonic', lambda: clock[0])
+    monkeypatch.setattr(contract.time, 'monotonic', lambda: clock[0])
     step = Step('step')
     seen = _reports(step)
     for i in range(1, 101):          # 100 reports, 1/64 s apart
@@ -44,6 +47,69 @@ def test_engine_progress_calls_are_not_stored_twice():
     step.update_progress(0.0)
     step.update_progress(1.0)
     assert seen == []
+
+
+# -- Nova's lock, taken by the hooks around work and undo --------------------
+
+class Locked(contract.ImageTask):
+    """Says whether its lock is held while it works; makes ``made``."""
+
+    def work(self, name, made):
+        with open(made, 'w') as f:
+            f.write(str(locks.is_held(name)))
+        return locks.is_held(name)
+
+    def undo(self, name, made, result, **_):
+        with open(made, 'w') as f:
+            f.write(f'undone, held {locks.is_held(name)}')
+
+
+def _section(tmp_path, names):
+    """``names`` as the tasks of one section under lock ``L``."""
+    lock = {'name': 'L', 'path': str(tmp_path / 'locks'), 'external': True}
+    return [Locked(n, inject={'name': 'L', 'made': str(tmp_path / n),
+                              'lock': {**lock, 'last': i == len(names) - 1}})
+            for i, n in enumerate(names)]
+
+
+def test_a_section_holds_its_lock_from_first_to_last_task(tmp_path):
+    first, middle, last = _section(tmp_path, ['first', 'middle', 'last'])
+    assert 'lock' in first.rebind and 'lock' in first.revert_rebind
+    flow = linear_flow.Flow('section').add(first, middle, last)
+    engine = engines.load(flow)
+    engine.run()
+    assert [engine.storage.get(n) for n in ('first', 'middle', 'last')] == [
+        True, True, True]
+    assert (tmp_path / 'middle').read_text() == 'True'
+    assert not locks.is_held('L')
+    assert (tmp_path / 'locks' / 'nova-L').is_file()     # a lock file
+
+
+def test_a_run_resumed_inside_a_section_takes_the_lock_first(tmp_path):
+    _, middle, last = _section(tmp_path, ['first', 'middle', 'last'])
+    assert not locks.is_held('L')          # a new process: nothing held
+    args = {'name': 'L', 'made': str(tmp_path / 'middle')}
+    assert middle.execute(lock=middle.inject['lock'], **args) is True
+    assert locks.is_held('L')              # not the last: kept
+    assert last.execute(lock=last.inject['lock'], name='L',
+                        made=str(tmp_path / 'last')) is True
+    assert not locks.is_held('L')
+
+
+def test_undo_runs_inside_the_lock_which_is_then_released(tmp_path):
+    first, _, _ = _section(tmp_path, ['first', 'middle', 'last'])
+    lock, made = first.inject['lock'], str(tmp_path / 'first')
+    first.execute(lock=lock, name='L', made=made)
+    first.revert(lock=lock, name='L', made=made, result=True,
+                 flow_failures={})
+    assert (tmp_path / 'first').read_text() == 'undone, held True'
+    assert not locks.is_held('L')
+
+
+def test_a_task_implements_work_not_execute():
+    with pytest.raises(TypeError, match='implement work and undo'):
+        type('Direct', (contract.ImageTask,),
+             {'execute': lambda self: None})
 
 
 # -- files under instances_path (imagepipe.tasks.safefs) ----------------------

@@ -1,0 +1,65 @@
+"""What an image's format is, as oslo.utils' format inspector and qemu-img
+see it, and the one line that refuses an image.
+
+The download inspection (:mod:`imagepipe.tasks.inspect`) and the second
+look at a cached base (:mod:`imagepipe.tasks.recheck`) ask both the same
+way; the byte-level checks are :mod:`imagepipe.tasks.content`'s.
+"""
+
+from oslo_utils.imageutils import format_inspector
+
+from imagepipe import exception
+from imagepipe import tools
+
+#: Nova's default ``[compute] vmdk_allowed_types``, used when none is given.
+DEFAULT_VMDK_TYPES = ('streamOptimized', 'monolithicSparse')
+
+#: Modern Nova's ImageUnacceptable reasons (nova/virt/images.py@33.0.2).
+#: A claimed format without an inspector and content contradicting Glance's
+#: disk_format are raised inside the try block whose catch-all rewords them.
+SAFETY = 'Image does not pass safety check'
+MISMATCH = 'Image content does not match disk_format'
+UNSUPPORTED = 'Image not in a supported format'
+
+
+def unacceptable(path, reason, error=exception.ImageUnacceptable):
+    return error(f'image {path} is unacceptable: {reason}')
+
+
+def inspector_format(path):
+    """The format oslo.utils' inspector finds in ``path``, safety-checked.
+
+    Raises the inspector's SafetyCheckFailed or ImageFormatError; any other
+    error of the inspector on this untrusted file (it has raised
+    AttributeError on text files) is an ImageFormatError too.
+    """
+    try:
+        inspector = format_inspector.detect_file_format(path)
+        if inspector is None:
+            raise format_inspector.ImageFormatError('no format found')
+        inspector.safety_check()
+    except (format_inspector.SafetyCheckFailed,
+            format_inspector.ImageFormatError):
+        raise
+    except Exception as e:
+        raise format_inspector.ImageFormatError(
+            f'the format inspector failed on it ({type(e).__name__}: {e})'
+        ) from None
+    return str(inspector)
+
+
+def qemu_info(path):
+    info = tools.qemu_img_info(path)
+    if not info.file_format:
+        raise unacceptable(path, "'qemu-img info' parsing failed.")
+    return info
+
+
+def check_vmdk_type(path, create_type, allowed):
+    if allowed is None:
+        allowed = DEFAULT_VMDK_TYPES
+    if not create_type:
+        raise unacceptable(path, 'Unable to determine VMDK create-type')
+    if create_type not in allowed:
+        raise unacceptable(
+            path, f'Invalid VMDK create-type specified: {create_type}')
