@@ -18,6 +18,7 @@ from imagepipe import flows
 from imagepipe.cmd import output
 from imagepipe.flows import paths as flow_paths
 from imagepipe.runner import listeners
+from imagepipe.runner import reverts
 
 GiB = 1024 ** 3
 
@@ -121,7 +122,7 @@ def _demo(workdir, fmt):
             kwargs, flow, fd = demo.run_release(
                 workdir, release, image_url, listeners=[listeners.durations])
             if fd.state != states.SUCCESS:
-                _, error = demo.runs.failure_of(fd)
+                _, error = reverts.failure_of(fd)
                 raise exception.RunError(
                     f'demo run of {release} ended {fd.state}: {error}')
             if fmt == 'table':

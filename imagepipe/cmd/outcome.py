@@ -12,7 +12,7 @@ import sys
 from taskflow import states
 
 from imagepipe.cmd import output
-from imagepipe.runner import runs
+from imagepipe.runner import reverts
 
 #: exit status of a run suspended by SIGINT or SIGTERM
 SUSPENDED_EXIT = 130
@@ -86,9 +86,10 @@ def step_rows(fd, flow=None):
 
 
 def _step_error(ad):
-    errors = [runs.error_line(ad.failure)] if ad.failure else []
+    errors = [reverts.error_line(ad.failure)] if ad.failure else []
     if ad.state == states.REVERT_FAILURE and ad.revert_failure:
-        errors.append(f'revert failed: {runs.error_line(ad.revert_failure)}')
+        errors.append('revert failed: '
+                      + reverts.error_line(ad.revert_failure))
     return '; '.join(errors) or None
 
 

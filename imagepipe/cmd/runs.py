@@ -39,6 +39,7 @@ from imagepipe.cmd import outcome
 from imagepipe.cmd import output
 from imagepipe.cmd import plan as plan_cmd
 from imagepipe.runner import guards
+from imagepipe.runner import interrupts
 from imagepipe.runner import listeners
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
@@ -92,7 +93,7 @@ def run(args, ctx):
             run_id, state, step, error = runs.start(
                 store, kwargs, flow, _lock_dir(ctx),
                 listeners=_listeners(args.format), announce=announce)
-    except runs.Interrupted:
+    except interrupts.Interrupted:
         return outcome.interrupted(started[0])
     except exception.DatabaseUnusable as e:
         if not started:
@@ -220,7 +221,7 @@ def _resume_one(ctx, store, fd):
             flow, state, step, error = runs.resume(
                 store, fd, _lock_dir(ctx),
                 listeners=_listeners('table'), announce=announce)
-    except runs.Interrupted:
+    except interrupts.Interrupted:
         return outcome.interrupted(fd.uuid)
     except exception.DatabaseUnusable as e:
         return outcome.stopped(fd.uuid, e)

@@ -20,6 +20,7 @@ from taskflow.types import failure
 from imagepipe import exception
 from imagepipe import flows
 from imagepipe.runner import guards
+from imagepipe.runner import interrupts
 from imagepipe.runner import runs as driver
 from imagepipe.runner import store
 from imagepipe.tasks import safefs
@@ -69,7 +70,7 @@ def _fail_current(engine):
     engine.prepare()
     names = [a.name for a in store.atoms(driver.flow_of(engine))]
     found = {n: engine.storage.get_atom_state(n) for n in names}
-    if any(s in driver.REVERTING for s in found.values()):
+    if any(s in interrupts.REVERTING for s in found.values()):
         return
     current = next((n for n in names if found[n] != states.SUCCESS),
                    names[-1])

@@ -6,39 +6,25 @@ is resumed through taskflow's own loader (``engines.load_from_detail`` and
 the factory details the run keeps), as a jobboard conductor would load it;
 the installed code must still build the graph the run was made with.
 
-A revert that fails leaves the run in FAILURE with the failed step in
-REVERT_FAILURE: taskflow would count that step as done on resume and call
-the run REVERTED without undoing it. Such steps are put back to REVERTING
-before a resume, with the result their execute had (kept in the step's meta
-when its revert began, since taskflow drops it on REVERT_FAILURE), so a
-resume finishes the revert once its obstacle is gone.
+Signals during a run are :mod:`imagepipe.runner.interrupts`'; reverts that
+failed and the one-line errors of steps, :mod:`imagepipe.runner.reverts`'.
 """
 
 import contextlib
-import signal
 import sys
-import threading
 
 from oslo_utils import uuidutils
 from taskflow import engines
 from taskflow import exceptions as tf_exceptions
 from taskflow import states
-from taskflow.listeners import base as tf_listeners
 from taskflow.types import failure
 
 from imagepipe import exception
 from imagepipe import stop
 from imagepipe.runner import guards
+from imagepipe.runner import interrupts
+from imagepipe.runner import reverts
 from imagepipe.runner import store
-
-#: the step meta key holding what a step's execute returned, once its
-#: revert began
-EXECUTED = 'executed'
-
-
-class Interrupted(KeyboardInterrupt):
-    """A second SIGINT or SIGTERM: stop now, as a crash would."""
-
 
 #: what the errors of taskflow's loader and of the factory are
 NOT_REBUILT = (exception.ImagepipeError, ImportError, KeyError, TypeError,
@@ -100,178 +86,22 @@ def flow_of(engine):
     return engine.compilation.hierarchy.item
 
 
-@contextlib.contextmanager
-def suspend_on_signals(engine, run_id, out=None):
-    """SIGINT and SIGTERM suspend the engine now.
-
-    The step in progress is asked to stop (:mod:`imagepipe.stop`): it fails
-    within a fraction of a second with :class:`~imagepipe.stop.Stopped`,
-    :class:`_SuspendOnStop` suspends the engine before it reverts, and
-    :func:`forgive_interrupted` makes the step run again on resume. A
-    second signal stops at once (:class:`Interrupted`), as a crash would:
-    the run is left RUNNING or SUSPENDING, which ``resume`` continues.
-    Yields the list of the signals caught.
-    """
-    out = out or sys.stderr
-    caught = []
-    suspenders = []
-
-    def handler(signum, frame):
-        caught.append(signum)
-        if len(caught) > 1:
-            raise Interrupted()
-        print(f'imagepipe: {signal.Signals(signum).name}: run {run_id} '
-              'suspends now, its current step to run again on resume '
-              '(again to stop at once)', file=out, flush=True)
-        stop.request()
-        # Not in the handler itself: the signal may have stopped this
-        # thread inside a write to the run database, whose lock suspend()
-        # needs too. That lock is held while a step runs: the step that
-        # stops is failed by :class:`_SuspendOnStop`, before any revert.
-        suspender = threading.Thread(target=engine.suspend, daemon=True)
-        suspender.start()
-        suspenders.append(suspender)
-
-    saved = {s: signal.signal(s, handler)
-             for s in (signal.SIGINT, signal.SIGTERM)}
-    stop.clear()
-    try:
-        yield caught
-    finally:
-        for suspender in suspenders:
-            suspender.join()
-        for s, h in saved.items():
-            signal.signal(s, h)
-        stop.clear()
-
-
-class _SuspendOnStop(tf_listeners.Listener):
-    """A step that fails once a stop is requested suspends the engine.
-
-    Called in the engine's thread as the failure is stored (the engine's
-    storage lock is held then, and reentrant), so the engine suspends
-    instead of reverting: :func:`forgive_interrupted` makes the step run
-    again on resume.
-    """
-
-    def __init__(self, engine):
-        super().__init__(engine, task_listen_for=(states.FAILURE,),
-                         flow_listen_for=())
-
-    def _task_receiver(self, state, details):
-        if stop.requested():
-            self._engine.suspend()
-
-
-#: atom states that show a revert has begun
-REVERTING = (states.REVERTING, states.REVERTED, states.REVERT_FAILURE)
-
-
-def forgive_interrupted(storage, flow):
-    """Make a step that failed while the run suspended run again on resume.
-
-    Ctrl-C in a terminal (and a service manager's SIGTERM) reaches the
-    whole process group: the ``qemu-img`` a step runs dies of it, the step
-    fails, and the engine, asked to suspend, stops before reverting. Left
-    so, resuming would revert the run (and drop a download) for an error
-    the signal caused. Steps are idempotent, so the failed ones are put back
-    to PENDING (a real failure happens again, and reverts then). Nothing is
-    changed once a revert has begun. Returns the names of the steps reset.
-    """
-    names = [atom.name for atom in store.atoms(flow)]
-    found = {name: storage.get_atom_state(name) for name in names}
-    if any(state in REVERTING for state in found.values()):
-        return []
-    failed = [name for name, state in found.items()
-              if state == states.FAILURE]
-    if not failed:
-        return []
-    for name in failed:
-        storage.reset(name, states.PENDING)
-    for name in names:
-        storage.set_atom_intention(name, states.EXECUTE)
-    return failed
-
-
-class _KeepExecuted(tf_listeners.Listener):
-    """Keeps a step's execute result in its meta as its revert begins.
-
-    taskflow drops the result when the revert fails; :func:`retry_reverts`
-    gives it back for the next attempt. Nothing happens on a run that does
-    not revert.
-    """
-
-    def __init__(self, engine):
-        super().__init__(engine, task_listen_for=(states.REVERTING,),
-                         flow_listen_for=())
-
-    def _task_receiver(self, state, details):
-        storage = self._engine.storage
-        result = storage.get(details['task_name'])
-        if not isinstance(result, failure.Failure):
-            storage.update_atom_metadata(details['task_name'],
-                                         {EXECUTED: result})
-
-
-def retry_reverts(runs, fd):
-    """Put the steps whose revert failed back to REVERTING; their names."""
-    failed = [ad for ad in fd if ad.state == states.REVERT_FAILURE]
-    for ad in failed:
-        ad.state = states.REVERTING
-        if ad.failure is None:
-            ad.results = ad.meta.get(EXECUTED)
-    if failed:
-        runs.save_steps(failed)
-    return [ad.name for ad in failed]
-
-
-def failure_of(fd, flow=None):
-    """(step name, one-line error) of the step whose execute failed.
-
-    The first in flow order when ``flow`` is given.
-    """
-    details = list(fd)
-    if flow is not None:
-        order = {a.name: i for i, a in enumerate(store.atoms(flow))}
-        details.sort(key=lambda ad: order.get(ad.name, len(order)))
-    for ad in details:
-        if ad.failure is not None:
-            return ad.name, error_line(ad.failure)
-    return None, None
-
-
-def revert_failure_of(fd):
-    """(step name, one-line error) of a step whose revert failed, if any."""
-    for ad in fd:
-        if ad.state == states.REVERT_FAILURE and ad.revert_failure:
-            return ad.name, error_line(ad.revert_failure)
-    return None, None
-
-
-def error_line(failure):
-    """Our errors read as they are; anything else names its type."""
-    text = failure.exception_str.strip().splitlines()
-    text = text[0] if text else ''
-    if failure.check(exception.ImagepipeError):
-        return text
-    return f'{next(iter(failure))}: {text}'
-
-
 def execute(runs, fd, engine, listeners):
     """Run ``engine`` on ``fd`` (current, its locks held).
 
     Returns (state, step, error); a failed revert is recorded in the run's
     meta as ``revert_step`` and ``revert_error``.
     """
-    retry_reverts(runs, fd)
+    reverts.retry_reverts(runs, fd)
     runs.update(fd, finished=None, error=None, failed_step=None,
                 revert_step=None, revert_error=None)
     flow = flow_of(engine)
     raised = None
     with contextlib.ExitStack() as stack:
-        for make in (_KeepExecuted, _SuspendOnStop, *listeners):
+        for make in (reverts.KeepExecuted, interrupts.SuspendOnStop,
+                     *listeners):
             stack.enter_context(make(engine))
-        with suspend_on_signals(engine, fd.uuid) as caught:
+        with interrupts.suspend_on_signals(engine, fd.uuid) as caught:
             try:
                 engine.run()
             except tf_exceptions.StorageFailure:
@@ -279,15 +109,16 @@ def execute(runs, fd, engine, listeners):
             except Exception as e:  # the engine reverted; report, not raise
                 raised = failure.Failure.from_exception(e)
             if caught and engine.storage.get_flow_state() == states.SUSPENDED:
-                for name in forgive_interrupted(engine.storage, flow):
+                for name in interrupts.forgive_interrupted(engine.storage,
+                                                           flow):
                     print(f'imagepipe: step {name} was stopped as the run '
                           'suspended: it runs again on resume',
                           file=sys.stderr)
     fd = runs.reload(fd)
-    step, error = failure_of(fd, flow)
-    revert_step, revert_error = revert_failure_of(fd)
+    step, error = reverts.failure_of(fd, flow)
+    revert_step, revert_error = reverts.revert_failure_of(fd)
     if error is None and raised is not None and revert_error is None:
-        error = error_line(raised)
+        error = reverts.error_line(raised)
     runs.update(fd, finished=store.now() if fd.state in store.FINISHED
                 else None, error=error, failed_step=step,
                 revert_step=revert_step, revert_error=revert_error)

@@ -209,7 +209,7 @@ def test_runs_of_an_instance(tmp_path):
 
 SIGNAL_IN_A_WRITE = '''
 import os, signal, sys
-from imagepipe.runner import persistence, runs
+from imagepipe.runner import interrupts, persistence
 backend = persistence.open_backend(sys.argv[1])
 
 class Engine:
@@ -218,7 +218,7 @@ class Engine:
             db.execute('SELECT 1')
         print('suspended')
 
-with runs.suspend_on_signals(Engine(), 'r1', out=sys.stdout) as caught:
+with interrupts.suspend_on_signals(Engine(), 'r1', out=sys.stdout) as caught:
     with backend.transaction(write=True) as db:
         os.kill(os.getpid(), signal.SIGINT)   # arrives inside the write
         db.execute('SELECT 1')
