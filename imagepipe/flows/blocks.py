@@ -163,6 +163,8 @@ def fetch_root(ctx):
     p, t = ctx.paths, ctx.traits
     part, converted = p.base + '.part', p.base + '.converted'
     glance = {'api_servers': ctx.settings['glance_endpoints'],
+              'num_retries': ctx.settings['glance_num_retries'],
+              'insecure': bool(ctx.settings['glance_api_insecure']),
               'download_retries': ctx.settings['download_retries']}
     # Releases whose Nova compared the image with the flavor only once it
     # was fetched and converted are checked before converting too.
