@@ -84,8 +84,9 @@ class TestProcessLockingOption:
         config = env.cli('config', '--format', 'json')
         row, = [r for r in config.json()
                 if r['key'] == 'disable_process_locking']
-        assert (row['value'], row['note']) == (True, 'ignored: ' + why.split(
-            'ignored: ', 1)[1])
+        assert (row['value'], row['note']) == (
+            True, 'read, no effect in imagepipe: ' + why.split(
+                'ignored: ', 1)[1])
 
 
 def _suspended_download(env, server, run_env=None):
