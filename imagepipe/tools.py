@@ -21,15 +21,20 @@ again.
 """
 
 import errno
+import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import time
 
 from oslo_utils import imageutils
 from oslo_utils import units
 
 from imagepipe import exception
+
+LOG = logging.getLogger(__name__)
 
 #: Debian package that provides each tool imagepipe may run.
 PACKAGES = {
@@ -100,6 +105,14 @@ def _execute(argv):
                           errors='surrogateescape', env={**os.environ, **ENV})
 
 
+def _debug(cmd, started, code):
+    """A --debug line per command: what ran, how long, its exit status
+    (secrets are masked by the debug log's filter)."""
+    if LOG.isEnabledFor(logging.DEBUG):
+        LOG.debug('ran %s: exit status %s in %.2fs', shlex.join(cmd), code,
+                  time.monotonic() - started)
+
+
 def run(*cmd, ok=(0,), prlimit=None):
     """Run ``cmd``; return (exit_code, stdout, stderr); raise unless in ``ok``.
 
@@ -108,11 +121,13 @@ def run(*cmd, ok=(0,), prlimit=None):
     ``prlimit`` options (such as QEMU_IMG_LIMITS) to run under.
     """
     require(cmd[0])
+    started = time.monotonic()
     try:
         proc = _execute(_wrapped(cmd, prlimit))
     except OSError as e:
         raise exception.ToolFailed(f'{cmd[0]} could not run: {e}') from None
     code = proc.returncode
+    _debug(cmd, started, code)
     if code == 0 or (code > 0 and (ok is None or code in ok)):
         return code, proc.stdout, proc.stderr
     raise _failure(cmd, code, proc.stderr)
@@ -128,6 +143,7 @@ def run_with_progress(*cmd, on_progress):
     process is read while it runs.
     """
     require(cmd[0])
+    started = time.monotonic()
     proc = subprocess.Popen(_wrapped(cmd), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE,
                             env={**os.environ, **ENV})
@@ -138,6 +154,7 @@ def run_with_progress(*cmd, on_progress):
         if found:
             on_progress(float(found[-1]) / 100.0)
     err = proc.stderr.read().decode('utf-8', 'replace')
+    _debug(cmd, started, proc.wait())
     if proc.wait() != 0:
         raise _failure(cmd, proc.returncode, err)
 

@@ -28,8 +28,12 @@ def _run(parser):
 
 def _runs(parser):
     parser.add_argument('--all', action='store_true',
-                        help='finished runs too (default: unfinished only)')
-    output.add_format(parser)
+                        help='every run kept (default: the last --limit '
+                             'runs, and every unfinished one)')
+    parser.add_argument('--limit', type=int, default=10, metavar='N',
+                        help='runs shown without --all (default: '
+                             '%(default)s)')
+    output.add_listing(parser)
 
 
 def _show(parser):
@@ -61,9 +65,9 @@ COMMANDS = {
     'demo': (_demo, 'imagepipe.cmd.demo.run',
              "run every release's default flow on a built-in image, "
              'offline, in a temporary directory'),
-    'config': (output.add_format, 'imagepipe.cmd.config.run',
+    'config': (output.add_listing, 'imagepipe.cmd.config.run',
                'show every option the release reads, its value and origin'),
-    'releases': (output.add_format, 'imagepipe.cmd.releases.run',
+    'releases': (output.add_listing, 'imagepipe.cmd.releases.run',
                  'list the release flows installed (entry points)'),
     'plan': (_plan, 'imagepipe.cmd.plan.plan',
              'show the steps a release and config would run, without '
