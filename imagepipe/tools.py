@@ -24,17 +24,22 @@ the run reached the command first (Ctrl-C reaches the whole group).
 """
 
 import errno
+import logging
 import os
 import re
 import select
+import shlex
 import shutil
 import subprocess
+import time
 
 from oslo_utils import imageutils
 from oslo_utils import units
 
 from imagepipe import exception
 from imagepipe import stop
+
+LOG = logging.getLogger(__name__)
 
 #: Debian package that provides each tool imagepipe may run.
 PACKAGES = {
@@ -139,6 +144,14 @@ def _execute(argv, cmd):
         return proc.returncode, out, err
 
 
+def _debug(cmd, started, code):
+    """A --debug line per command: what ran, how long, its exit status
+    (secrets are masked by the debug log's filter)."""
+    if LOG.isEnabledFor(logging.DEBUG):
+        LOG.debug('ran %s: exit status %s in %.2fs', shlex.join(cmd), code,
+                  time.monotonic() - started)
+
+
 def run(*cmd, ok=(0,), prlimit=None):
     """Run ``cmd``; return (exit_code, stdout, stderr); raise unless in ``ok``.
 
@@ -147,10 +160,12 @@ def run(*cmd, ok=(0,), prlimit=None):
     ``prlimit`` options (such as QEMU_IMG_LIMITS) to run under.
     """
     require(cmd[0])
+    started = time.monotonic()
     try:
         code, out, err = _execute(_wrapped(cmd, prlimit), cmd)
     except OSError as e:
         raise exception.ToolFailed(f'{cmd[0]} could not run: {e}') from None
+    _debug(cmd, started, code)
     if code == 0 or (code > 0 and (ok is None or code in ok)):
         return code, out, err
     raise _failure(cmd, code, err)
@@ -167,6 +182,7 @@ def run_with_progress(*cmd, on_progress):
     which may take long: the stop request is seen between two, every POLL.
     """
     require(cmd[0])
+    started = time.monotonic()
     with _popen(_wrapped(cmd)) as proc:
         buf = b''
         while True:
@@ -182,7 +198,8 @@ def run_with_progress(*cmd, on_progress):
             if found:
                 on_progress(float(found[-1]) / 100.0)
         err = proc.stderr.read().decode('utf-8', 'replace')
-        if proc.wait() != 0:
+        _debug(cmd, started, proc.wait())
+        if proc.returncode != 0:
             stop.check(cmd[0])
             raise _failure(cmd, proc.returncode, err)
 

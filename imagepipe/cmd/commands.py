@@ -28,14 +28,18 @@ def _run(parser):
 
 def _runs(parser):
     parser.add_argument('--all', action='store_true',
-                        help='finished runs too (default: unfinished only)')
+                        help='every run kept (default: the last --limit '
+                             'runs, and every unfinished one)')
+    parser.add_argument('--limit', type=int, default=10, metavar='N',
+                        help='runs shown without --all (default: '
+                             '%(default)s)')
     parser.add_argument('--prune', action='store_true',
                         help='forget the finished runs instead of listing '
                              'runs (never an unfinished one)')
     parser.add_argument('--older-than', type=float, metavar='DAYS',
                         help='with --prune: only runs started DAYS ago or '
                              'earlier')
-    output.add_format(parser)
+    output.add_listing(parser)
 
 
 def _show(parser):
@@ -94,9 +98,9 @@ COMMANDS = {
     'demo': (_demo, 'imagepipe.cmd.demo.run',
              "run every release's default flow on a built-in image, "
              'offline, in a temporary directory'),
-    'config': (output.add_format, 'imagepipe.cmd.config.run',
+    'config': (output.add_listing, 'imagepipe.cmd.config.run',
                'show every option the release reads, its value and origin'),
-    'releases': (output.add_format, 'imagepipe.cmd.releases.run',
+    'releases': (output.add_listing, 'imagepipe.cmd.releases.run',
                  'list the release flows installed (entry points)'),
     'plan': (_plan, 'imagepipe.cmd.plan.plan',
              'show the steps a release and config would run, without '

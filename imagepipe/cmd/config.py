@@ -5,6 +5,6 @@ from imagepipe.cmd import output
 
 def run(args, ctx):
     rows = ctx.rconf.items()
-    output.emit(args.format, rows, [('option', 'OPTION'), ('value', 'VALUE'),
+    output.emit(args, rows, [('option', 'OPTION'), ('value', 'VALUE'),
                                     ('source', 'SOURCE'), ('note', 'NOTE')])
     return 0

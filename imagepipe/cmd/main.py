@@ -9,6 +9,7 @@ usage or configuration, 1 for a run that failed and was reverted.
 import logging
 import os
 import sys
+import textwrap
 
 from oslo_config import cfg
 from oslo_log import log
@@ -47,9 +48,53 @@ def build_conf():
     return conf
 
 
+def version():
+    from importlib import metadata
+    try:
+        return metadata.version('imagepipe')
+    except metadata.PackageNotFoundError:
+        return 'unknown'
+
+
+#: the options every command takes, as the top-level help lists them
+GLOBAL_HELP = """\
+options (before the command):
+  --config-file PATH    a nova.conf to read (repeatable; later files win)
+  --config-dir DIR      read DIR/*.conf too
+  --release R           Nova release to reproduce (default: [imagepipe]
+                        release, else the newest)
+  -d, --debug           log each command run, each step's state change and
+                        tracebacks to stderr
+  --version             print the version and exit
+  -h, --help            this help; "imagepipe COMMAND --help" for a command
+"""
+
+
+def top_help():
+    """The commands first, then the options every command takes (oslo's
+    parser would list its --shell_completion and --nodebug first)."""
+    width = max(len(name) for name in commands.COMMANDS) + 2
+    lines = ['usage: imagepipe [options] COMMAND [command options]', '',
+             'commands:']
+    for name, (_, _, text) in commands.COMMANDS.items():
+        lines += textwrap.wrap(text, 79, initial_indent='  ' + name.ljust(
+            width), subsequent_indent=' ' * (width + 2))
+    return '\n'.join(lines) + '\n\n' + GLOBAL_HELP
+
+
+def _wants_top_help(argv):
+    """-h or --help (or nothing at all) before any command."""
+    for arg in argv:
+        if arg in commands.COMMANDS:
+            return False
+        if arg in ('-h', '--help'):
+            return True
+    return not argv
+
+
 def parse(argv):
     conf = build_conf()
-    loader.parse_args(conf, argv, prog='imagepipe')
+    loader.parse_args(conf, argv, prog='imagepipe', version=version())
     setup_logging(conf)
     return conf
 
@@ -61,6 +106,22 @@ class _OwnLinesOnly(logging.Filter):
 
     def filter(self, record):
         return not record.name.startswith('taskflow')
+
+
+class _Masked(logging.Filter):
+    """--debug lines with passwords and tokens masked (oslo.utils'
+    mask_password, as processutils masked its command lines)."""
+
+    def filter(self, record):
+        from oslo_utils import strutils
+        message = record.getMessage()
+        masked = strutils.mask_password(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = strutils.mask_password(
+                logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 def setup_logging(conf):
@@ -86,10 +147,11 @@ def setup_logging(conf):
         raise exception.ConfigError(
             f'[imagepipe] log_file {conf.imagepipe.log_file} cannot be '
             f'opened: {e.strerror}') from None
-    if not conf.debug:
-        for handler in logging.getLogger().handlers:
-            if getattr(handler, 'stream', None) is sys.stderr:
-                handler.addFilter(_OwnLinesOnly())
+    for handler in logging.getLogger().handlers:
+        if conf.debug:
+            handler.addFilter(_Masked())
+        elif getattr(handler, 'stream', None) is sys.stderr:
+            handler.addFilter(_OwnLinesOnly())
 
 
 def release_config(conf):
@@ -107,6 +169,9 @@ def release_config(conf):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if _wants_top_help(argv):
+        print(top_help(), end='', file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
     try:
         conf = parse(argv)
         rconf = release_config(conf)

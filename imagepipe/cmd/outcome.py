@@ -109,15 +109,11 @@ def files_made(steps):
 
 
 def print_summary(steps):
+    """The files a successful run made (its steps were shown as they ran)."""
     print()
-    output.table([{**r, 'duration': f"{r['duration']:.2f}s"
-                   if r.get('duration') is not None else None}
-                  for r in steps],
-                 [('step', 'STEP'), ('state', 'STATE'),
-                  ('duration', 'TIME')])
-    print()
-    output.table(files_made(steps), [('path', 'FILE'), ('size', 'SIZE'),
-                                     ('allocated', 'ALLOCATED')])
+    output.table(files_made(steps), [('path', 'FILE'),
+                                     ('size', 'SIZE', 'size'),
+                                     ('allocated', 'ALLOCATED', 'size')])
 
 
 def stopped(run_id, error):

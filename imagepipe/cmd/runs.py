@@ -27,14 +27,16 @@ was in running again.
 """
 
 import datetime
-import json
+import logging
 import os
 import sys
+import textwrap
 
 from taskflow import states
 
 from imagepipe import exception
 from imagepipe import libvirt
+from imagepipe import units
 from imagepipe.cmd import outcome
 from imagepipe.cmd import output
 from imagepipe.cmd import plan as plan_cmd
@@ -45,6 +47,8 @@ from imagepipe.runner import persistence
 from imagepipe.runner import runs
 from imagepipe.runner import store as run_store
 
+LOG = logging.getLogger('imagepipe')
+
 
 def _connection(ctx):
     return ctx.rconf.conf.imagepipe.connection
@@ -52,6 +56,38 @@ def _connection(ctx):
 
 def _store(ctx):
     return run_store.RunStore(persistence.open_backend(_connection(ctx)))
+
+
+def _existing_store(ctx, say=True):
+    """The run store of a command that only reads: None when there is no
+    run database yet (none is made, nor its directory), which ``say``
+    says on stderr."""
+    backend = persistence.open_backend(_connection(ctx), create=False)
+    if backend is None and say:
+        print(f'imagepipe: no runs yet: no run database at '
+              f'{persistence.describe(_connection(ctx))}{_defaults(ctx)}',
+              file=sys.stderr)
+    return backend and run_store.RunStore(backend)
+
+
+def _defaults(ctx):
+    """Which defaults are in force when no configuration file was given
+    (the text after a line that names a path under them)."""
+    conf = ctx.rconf.conf
+    if conf.config_file or conf.config_dir:
+        return ''
+    return (f" (no --config-file: Nova's defaults are in force, state_path "
+            f"{ctx.rconf.value('state_path')}, instances_path "
+            f"{ctx.rconf.value('instances_path')})")
+
+
+def _say_defaults(ctx):
+    """One line on stderr before a command writes under the defaults."""
+    if _defaults(ctx):
+        print(f'imagepipe: writing runs to '
+              f'{persistence.describe(_connection(ctx))} and disks under '
+              f"{ctx.rconf.value('instances_path')}{_defaults(ctx)}",
+              file=sys.stderr)
 
 
 def _lock_dir(ctx):
@@ -66,20 +102,17 @@ def _database(handler):
     return checked
 
 
-def _console(engine):
-    return listeners.ConsoleListener(engine)
-
-
 def _listeners(fmt):
-    made = [listeners.durations]
-    if fmt == 'table':
-        made.append(_console)
+    made = [listeners.durations, *listeners.progress(fmt)]
+    if LOG.isEnabledFor(logging.DEBUG):
+        made.append(listeners.debug_log)
     return made
 
 
 @_database
 def run(args, ctx):
     flow, kwargs = plan_cmd.build_flow(args, ctx)
+    _say_defaults(ctx)
     store = _store(ctx)
     started = []
 
@@ -103,21 +136,23 @@ def run(args, ctx):
 
 
 def _duration(meta):
+    """Seconds the run took, None while it is unfinished."""
     if not meta.get('finished'):
         return None
     start = datetime.datetime.fromisoformat(meta['started'])
     end = datetime.datetime.fromisoformat(meta['finished'])
-    return f'{(end - start).total_seconds():.0f}s'
+    return (end - start).total_seconds()
 
 
 def _run_row(fd, lock_dir):
     meta = fd.meta.get('imagepipe', {})
     state = run_store.state_of(fd)
-    active = (state not in run_store.FINISHED
-              and guards.is_active(fd.uuid, lock_dir))
+    unfinished = state not in run_store.FINISHED
+    active = unfinished and guards.is_active(fd.uuid, lock_dir)
     return {'id': fd.uuid, 'release': meta.get('release'),
             'image': meta.get('image'), 'instance': meta.get('instance'),
-            'state': run_store.shown_state(fd, active), 'active': active,
+            'state': run_store.shown_state(fd, active),
+            'unfinished': unfinished, 'active': active,
             'started': meta.get('started'), 'duration': _duration(meta),
             'failed_step': meta.get('failed_step'),
             'error': meta.get('error'),
@@ -126,28 +161,58 @@ def _run_row(fd, lock_dir):
 
 
 def _error_cell(row):
+    error = row['error']
+    if error and row['failed_step']:
+        error = f"at {row['failed_step']}: {error}"
     if not row['revert_error']:
-        return row['error']
-    return (f"{row['error']}; revert stopped at {row['revert_step']}: "
+        return error
+    return (f"{error}; revert stopped at {row['revert_step']}: "
             f"{row['revert_error']}")
+
+
+def _state_cell(row):
+    """The state, an unfinished run marked (and one being driven)."""
+    if row['active']:
+        return f"{row['state']} (being driven)"
+    if row['unfinished']:
+        return f"{row['state']} (unfinished)"
+    return row['state']
+
+
+#: characters of a run id a table shows (show and resume take a prefix)
+SHORT_ID = 8
+
+
+def _table_row(row):
+    started = row['started']
+    return {**row, 'id': row['id'][:SHORT_ID], 'error': _error_cell(row),
+            'state': _state_cell(row),
+            'started': started[:16].replace('T', ' ') if started else None}
+
+
+RUN_COLUMNS = [('id', 'RUN'), ('release', 'RELEASE'),
+               ('instance', 'INSTANCE'), ('state', 'STATE'),
+               ('started', 'STARTED (UTC)'), ('duration', 'TIME', 'seconds'),
+               ('image', 'IMAGE'), ('error', 'ERROR')]
 
 
 @_database
 def runs_list(args, ctx):
+    """The last ``--limit`` runs and every unfinished one, oldest first
+    (``--all``: every run); ``--prune`` forgets finished runs instead."""
     if args.prune:
         from imagepipe.cmd import abandon
         return abandon.prune(args, ctx)
+    store = _existing_store(ctx)
     lock_dir = _lock_dir(ctx)
-    rows = [_run_row(fd, lock_dir) for fd in _store(ctx).all()
-            if args.all or run_store.state_of(fd) not in run_store.FINISHED]
-    rows.sort(key=lambda r: r['started'] or '')
-    if args.format != 'json':
-        rows = [{**r, 'error': _error_cell(r)} for r in rows]
-    output.emit(args.format, rows, [
-        ('id', 'RUN'), ('release', 'RELEASE'), ('image', 'IMAGE'),
-        ('instance', 'INSTANCE'), ('state', 'STATE'), ('active', 'ACTIVE'),
-        ('started', 'STARTED'), ('duration', 'TIME'),
-        ('failed_step', 'FAILED STEP'), ('error', 'ERROR')])
+    rows = sorted((_run_row(fd, lock_dir) for fd in store.all())
+                  if store else [], key=lambda r: r['started'] or '')
+    if not args.all:
+        recent = {r['id'] for r in rows[len(rows) - max(args.limit, 0):]}
+        rows = [r for r in rows if r['id'] in recent or r['unfinished']]
+    if args.format == 'table':
+        rows = [_table_row(r) for r in rows]
+    output.emit(args, rows, RUN_COLUMNS)
     return 0
 
 
@@ -172,9 +237,45 @@ def _libvirt(args, fd):
     return 0
 
 
+def _found(ctx, run_id):
+    store = _existing_store(ctx, say=False)
+    if store is None:
+        raise exception.Refused(f'no run matches {run_id!r}: no runs yet')
+    return store.find(run_id)
+
+
+#: result fields that are sizes in bytes
+SIZE_FIELDS = ('size', 'virtual_size', 'allocated', 'bytes', 'root_size')
+
+
+def _value(field, value):
+    if field in SIZE_FIELDS and isinstance(value, int):
+        return f'{units.size(value)} ({value} bytes)'
+    if isinstance(value, dict):
+        return ', '.join(f'{k}={_value(k, v)}' for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return '; '.join(str(_value(field, v)) for v in value)
+    return value
+
+
+def _result_rows(steps):
+    """A row for each field of each step's result."""
+    rows = []
+    for step in steps:
+        result = step.get('result')
+        if isinstance(result, dict):
+            rows += [{'step': step['step'], 'field': field,
+                      'value': _value(field, value)}
+                     for field, value in result.items()]
+        elif result is not None:
+            rows.append({'step': step['step'], 'field': 'result',
+                         'value': _value('result', result)})
+    return rows
+
+
 @_database
 def show(args, ctx):
-    fd = _store(ctx).find(args.run)
+    fd = _found(ctx, args.run)
     if args.libvirt_xml or args.domain:
         return _libvirt(args, fd)
     rows = outcome.step_rows(fd)
@@ -186,18 +287,24 @@ def show(args, ctx):
         return 0
     meta = fd.meta.get('imagepipe', {})
     active = ' (being driven now)' if row['active'] else ''
-    print(f"run {fd.uuid}: {meta.get('release')} {row['state']}{active}, "
-          f"image {meta.get('image')}, instance {meta.get('instance')}")
+    head = [f"run {fd.uuid}: {meta.get('release')} {row['state']}{active}, "
+            f"instance {meta.get('instance')}", f"image {meta.get('image')}"]
     if meta.get('error'):
         step = meta.get('failed_step')
-        print(f"error{f' at step {step}' if step else ''}: {meta['error']}")
+        head.append(f"error{f' at step {step}' if step else ''}: "
+                    f"{meta['error']}")
     if meta.get('revert_error'):
-        print(outcome.revert_left(fd.uuid, meta))
-    output.table([{**r, 'result': json.dumps(r['result'])
-                   if r.get('result') is not None else None} for r in rows],
-                 [('step', 'STEP'), ('state', 'STATE'),
-                  ('duration', 'TIME'), ('result', 'RESULT'),
-                  ('error', 'ERROR')])
+        head.append(outcome.revert_left(fd.uuid, meta))
+    for text in head:
+        print('\n'.join(textwrap.wrap(text, output.WIDTH,
+                                       subsequent_indent='  ')))
+    output.table(rows, [('step', 'STEP'), ('state', 'STATE'),
+                        ('duration', 'TIME', 'seconds'), ('error', 'ERROR')])
+    results = _result_rows(rows)
+    if results:
+        print()
+        output.table(results, [('step', 'STEP'), ('field', 'RESULT'),
+                               ('value', 'VALUE')])
     return 0
 
 
@@ -230,9 +337,10 @@ def _resume_one(ctx, store, fd):
 
 @_database
 def resume(args, ctx):
-    store = _store(ctx)
     if args.all == bool(args.run):
         raise exception.ConfigError('give either RUN or --all')
+    _say_defaults(ctx)
+    store = _store(ctx)
     if args.run:
         return _resume_one(ctx, store, store.find(args.run))
     lock_dir = _lock_dir(ctx)

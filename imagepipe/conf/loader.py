@@ -89,9 +89,11 @@ def history(opt):
 def oslo_opt(opt, release):
     """The oslo.config option ``opt`` was in ``release``."""
     own = opt.spelling_in(release)
+    ignored = opt.attribute('ignored', release)
+    no_effect = f' Read, no effect in imagepipe: {ignored}.' if ignored else ''
     kwargs = dict(
         default=opt.attribute('default', release),
-        help=f"{opt.attribute('help', release)} {history(opt)}",
+        help=f"{opt.attribute('help', release)}{no_effect} {history(opt)}",
         deprecated_opts=[cfg.DeprecatedOpt(a.name, group=a.group)
                          for a in opt.aliases_in(release)],
     )
@@ -203,11 +205,14 @@ class ReleaseConfig:
     def ignored(self):
         """One line for each option set to a value imagepipe reads but
         does not apply, saying why."""
-        return [f'{opt.spelling_in(self.options_release).label} = '
-                f'{self.value(opt.key)} is read but ignored: {opt.ignored}'
+        release = self.options_release
+        return [f'{opt.spelling_in(release).label} = '
+                f'{self.value(opt.key)} is read but ignored: '
+                f"{opt.attribute('ignored', release)}"
                 for opt in self.options
-                if opt.ignored and self.value(opt.key) != opt.attribute(
-                    'default', self.options_release)]
+                if opt.attribute('ignored', release)
+                and not opt.attribute('ignored_by_nova', release)
+                and self.value(opt.key) != opt.attribute('default', release)]
 
     def items(self):
         """Every option of the release: key, name, value, source, note
@@ -215,11 +220,12 @@ class ReleaseConfig:
         rows = []
         for opt in self.options:
             own = opt.spelling_in(self.options_release)
+            ignored = opt.attribute('ignored', self.options_release)
             rows.append({'key': opt.key, 'option': own.label,
                          'value': self.value(opt.key),
                          'source': self.source(opt.key),
-                         'note': f'ignored: {opt.ignored}' if opt.ignored
-                         else None})
+                         'note': f'read, no effect in imagepipe: {ignored}'
+                         if ignored else None})
         for o in IMAGEPIPE_OPTS:
             value = (self.release if o.dest == 'release'
                      else self.conf.imagepipe[o.dest])

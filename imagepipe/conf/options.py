@@ -7,10 +7,15 @@ spelling read in a release after ``accepted_until`` is ignored by that
 release's Nova, and imagepipe warns about it.
 
 ``per_release`` overrides the default, the choices or the help from a given
-release on. Facts: openstack/nova at the final point release of each series
-(2012.1.3, 2012.2.4, 2013.1.5, 2013.2.4, 2014.1.5, 2014.2.4), and at 33.0.2
-for Gazpacho (nova-modern.md section 1; oslo.concurrency for
-``[oslo_concurrency]``).
+release on, ``ignored`` included. Facts: openstack/nova's option
+declarations at the final point release of each series (e.g.
+nova/virt/libvirt/imagebackend.py@2012.1.3, nova/image/glance.py@2014.2.4:
+2012.1.3, 2012.2.4, 2013.1.5, 2013.2.4, 2014.1.5, 2014.2.4), and
+nova/conf/*.py@33.0.2 for Gazpacho (oslo_concurrency/lockutils.py of
+oslo.concurrency for ``[oslo_concurrency]``).
+
+Every option a release reads reaches the flow (tests/unit/test_conf.py walks
+them all), unless ``ignored`` says why it has no effect in imagepipe.
 """
 
 import dataclasses
@@ -61,8 +66,12 @@ class Option:
     choices: tuple | None = None
     per_release: tuple = ()
     sample_default: str | None = None
-    #: why imagepipe reads the option but does not apply it (None: applied)
+    #: why imagepipe reads the option but does not apply it (None: applied);
+    #: per_release may set it from a release on
     ignored: str | None = None
+    #: the release's Nova did not apply it either: nothing is lost, so a
+    #: value set for it draws no warning
+    ignored_by_nova: bool = False
 
     def spelling_in(self, release):
         for s in self.spellings:
@@ -155,13 +164,27 @@ OPTIONS = (
                        'other values are refused (Liberty+).'}),)),
     Option('resize_fs_using_block_device', 'bool', False,
            'Grow the filesystem inside qcow2 disks through an nbd device.',
-           (_one('DEFAULT', 'resize_fs_using_block_device', 'havana'),)),
+           (_one('DEFAULT', 'resize_fs_using_block_device', 'havana'),),
+           per_release=(('gazpacho', {
+               'ignored': 'a boot makes the qcow2 overlay at the flavor '
+                          'size and never calls disk.extend(), the one '
+                          'reader of the option (Qcow2.create_image in '
+                          'nova/virt/libvirt/imagebackend.py@33.0.2)',
+               'ignored_by_nova': True}),)),
     Option('image_cache_subdirectory_name', 'str', '_base',
            'Name of the image cache directory under instances_path.',
            (_one('DEFAULT', 'base_dir_name', 'essex', 'havana', 'icehouse'),
             _one('DEFAULT', 'image_cache_subdirectory_name', 'icehouse',
                  'juno', 'gazpacho'),
-            _one('image_cache', 'subdirectory_name', 'gazpacho'))),
+            _one('image_cache', 'subdirectory_name', 'gazpacho')),
+           per_release=(('folsom', {
+               'ignored': "Folsom's libvirt driver wrote the image cache to "
+                          '_base whatever the option said (Image.cache in '
+                          'nova/virt/libvirt/imagebackend.py@2012.2.4, '
+                          'LP#1083447)',
+               'ignored_by_nova': True}),
+                        ('grizzly', {'ignored': None,
+                                     'ignored_by_nova': False}))),
     Option('volume_clear', 'str', 'zero',
            'How a logical volume is wiped before removal: none, zero, shred.',
            (_one('libvirt', 'volume_clear', 'icehouse'),),
@@ -182,7 +205,12 @@ OPTIONS = (
     Option('my_ip', 'str', None,
            "This host's IP address (the default Glance host).",
            (_one('DEFAULT', 'my_ip', 'essex'),),
-           sample_default='<host ipv4>'),
+           sample_default='<host ipv4>',
+           per_release=(('gazpacho', {
+               'ignored': 'modern Nova finds Glance through api_servers or '
+                          'the Keystone catalog, never through my_ip; the '
+                          "option serves Nova's other services",
+               'ignored_by_nova': True}),)),
     # [glance] host, port and protocol were gone by Newton (14.0.0): modern
     # Nova finds Glance in the Keystone catalog unless api_servers is set.
     Option('glance_host', 'str', '$my_ip', 'Default Glance host name or IP.',
@@ -207,13 +235,20 @@ OPTIONS = (
                        'unset, the image endpoint comes from the Keystone '
                        'catalog.'}))),
     Option('glance_api_insecure', 'bool', False,
-           'Do not verify the Glance server certificate over https.',
+           'Do not verify the certificate of an https Glance server (Nova '
+           "passed it to glanceclient's insecure: "
+           'nova/image/glance.py@2014.2.4; a keystoneauth1 session option '
+           'in nova/conf/glance.py@33.0.2).',
            (_one('DEFAULT', 'glance_api_insecure', 'folsom', 'icehouse',
                  'juno'),
             _one('glance', 'api_insecure', 'juno', 'juno', 'gazpacho'),
             _one('glance', 'insecure', 'gazpacho'))),
     Option('glance_num_retries', 'int', 0,
-           'Retries when downloading an image from Glance.',
+           'Attempts after the first to reach Glance when a server cannot be '
+           'reached or answers 503, each on the next of api_servers, a '
+           'second apart (GlanceClientWrapper.call in '
+           'nova/image/glance.py@2014.2.4). Nova shuffled api_servers; '
+           'imagepipe tries them in the order given.',
            (_one('DEFAULT', 'glance_num_retries', 'essex', 'icehouse',
                  'juno'),
             _one('glance', 'num_retries', 'juno')),

@@ -2,7 +2,7 @@
 
 Option histories (imagepipe.conf.options) name releases from this list; the
 flows for a release are found separately, through stevedore. The list has
-a gap: after Juno comes today's Nova (2026.1 Gazpacho, nova-modern.md), so
+a gap: after Juno comes today's Nova (2026.1 Gazpacho, Nova 33.0.2), so
 "until juno" in an option's history means "gone by Gazpacho".
 """
 

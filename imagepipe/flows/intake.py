@@ -18,6 +18,8 @@ def steps(build):
     p, t = build.paths, build.traits
     part, converted = p.base + '.part', p.base + '.converted'
     glance = {'api_servers': build.settings['glance_endpoints'],
+              'num_retries': build.settings['glance_num_retries'],
+              'insecure': bool(build.settings['glance_api_insecure']),
               'download_retries': build.settings['download_retries']}
     # Releases whose Nova compared the image with the flavor only once it
     # was fetched and converted are checked before converting too.

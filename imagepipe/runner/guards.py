@@ -97,8 +97,13 @@ def instance_lock(kwargs, lock_dir):
 
 
 def is_active(run_id, lock_dir):
-    """True while some process holds the run's lock (drives it)."""
+    """True while some process holds the run's lock (drives it).
+
+    A lock file that does not exist is held by nobody, and is not made
+    (a listing creates nothing)."""
     lock = _external(f'run-{run_id}', lock_dir)
+    if not os.path.exists(lock.path):
+        return False
     if not _acquire(lock, blocking=False):
         return True
     lock.release()

@@ -42,8 +42,12 @@ def sqlite_path(connection):
     return found.group('path') or ':memory:'
 
 
-def _open_sqlite(path):
+def _open_sqlite(path, create):
     from imagepipe.runner import sqlite
+    if not create:
+        if path == ':memory:' or not os.path.exists(path):
+            return None
+        return sqlite.SQLiteBackend({'path': path})
     if path != ':memory:':
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)),
@@ -126,12 +130,17 @@ def usable(connection):
         raise unusable(connection, e) from None
 
 
-def open_backend(connection):
-    """A taskflow backend on ``connection``, its schema in place."""
+def open_backend(connection, create=True):
+    """A taskflow backend on ``connection``, its schema in place.
+
+    ``create=False`` is for the commands that only read: a SQLite file that
+    does not exist is not made (None is returned: no runs yet), nor its
+    directory, and an existing one is read as it is.
+    """
     path = sqlite_path(connection)
     try:
         if path is not None:
-            return _open_sqlite(path)
+            return _open_sqlite(path, create)
         return _open_sqlalchemy(connection)
     except exception.ImagepipeError:
         raise

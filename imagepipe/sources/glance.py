@@ -23,9 +23,11 @@ is (:mod:`imagepipe.sources.resume`).
 The ``glance`` dict (the Fetch task's ``glance`` input) may hold:
 
 ``api_servers``
-    Base URLs (``http://host:9292``), tried in turn while they cannot be
-    reached (or answer 5xx); any other HTTP error is final. Without them,
-    the ``image`` endpoint comes from the Keystone catalog (``auth`` needed).
+    Base URLs (``http://host:9292``). Without them, the ``image`` endpoint
+    comes from the Keystone catalog (``auth`` needed).
+``num_retries``
+    Attempts after the first to reach a server, each on the next server
+    (:mod:`imagepipe.sources.glance_api`); default 0.
 ``token``
     A fixed token sent as ``X-Auth-Token``, with no Keystone involved.
 ``auth``
@@ -43,80 +45,23 @@ The ``glance`` dict (the Fetch task's ``glance`` input) may hold:
     default 3.
 
 The dict is among the run's stored arguments, so the command line never
-puts credentials in it (a token or password there would land in the run
-database). With neither ``token`` nor ``auth`` in the dict they come from
-the environment, as the ``openstack`` client reads them (:data:`ENV_AUTH`):
-``OS_TOKEN`` for a fixed token, or ``OS_AUTH_URL`` and the rest for
-Keystone auth; a resumed run reads them again. With none of these, no
-credentials are sent (a no-auth Glance).
+puts credentials in it: they come from the environment
+(:mod:`imagepipe.sources.glance_auth`). What fails is worded by
+:mod:`imagepipe.sources.glance_errors`.
 """
 
-from http import client as http_client
 import json
 import os
-import re
 
-from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import loading as ks_loading
-from keystoneauth1 import session as ks_session
-from keystoneauth1 import token_endpoint
 from oslo_utils import uuidutils
-import requests
-import urllib3
 
 from imagepipe import exception
 from imagepipe.sources import base
+from imagepipe.sources import glance_api
+from imagepipe.sources import glance_auth
+from imagepipe.sources import glance_errors
 from imagepipe.sources import http as http_source
 from imagepipe.sources import resume
-
-#: What reading a response body raises when the connection breaks.
-_READ_ERRORS = (OSError, http_client.HTTPException,
-                urllib3.exceptions.HTTPError,
-                requests.exceptions.RequestException)
-
-#: What a request raises when the server cannot be reached.
-_UNREACHABLE = (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure)
-
-_ERRNO = re.compile(r'\[Errno -?\d+\] [^\'")\]]+')
-_ERRNO_REPR = re.compile(r"\w+Error\((-?\d+), '([^']*)'\)")
-_WORDS_REPR = re.compile(r"\w+\('([^']+)'\)")
-_VERSION_SUFFIX = re.compile(r'/v\d+(\.\d+)?/?$')
-
-
-#: keystoneauth1 parameter of each environment variable the openstack
-#: client reads; OS_TOKEN is a fixed token.
-ENV_AUTH = {
-    'OS_AUTH_TYPE': 'auth_type',
-    'OS_AUTH_URL': 'auth_url',
-    'OS_USERNAME': 'username',
-    'OS_USER_ID': 'user_id',
-    'OS_PASSWORD': 'password',
-    'OS_PROJECT_NAME': 'project_name',
-    'OS_PROJECT_ID': 'project_id',
-    'OS_USER_DOMAIN_NAME': 'user_domain_name',
-    'OS_USER_DOMAIN_ID': 'user_domain_id',
-    'OS_PROJECT_DOMAIN_NAME': 'project_domain_name',
-    'OS_PROJECT_DOMAIN_ID': 'project_domain_id',
-    'OS_APPLICATION_CREDENTIAL_ID': 'application_credential_id',
-    'OS_APPLICATION_CREDENTIAL_SECRET': 'application_credential_secret',
-}
-#: the same for the session and the catalog lookup
-ENV_OTHER = {'OS_REGION_NAME': 'region_name', 'OS_INTERFACE': 'interface',
-             'OS_CACERT': 'cafile'}
-
-
-def with_env_credentials(glance, environ):
-    """``glance`` with the environment's credentials when it has none."""
-    if glance.get('token') or glance.get('auth'):
-        return glance
-    found = {key: environ[var] for var, key in ENV_OTHER.items()
-             if environ.get(var)}
-    if environ.get('OS_TOKEN'):
-        found['token'] = environ['OS_TOKEN']
-    elif environ.get('OS_AUTH_URL'):
-        found['auth'] = {key: environ[var] for var, key in ENV_AUTH.items()
-                         if environ.get(var)}
-    return {**found, **glance}
 
 
 class GlanceImage(base.ImageSource):
@@ -133,19 +78,16 @@ class GlanceImage(base.ImageSource):
             raise exception.SourceError(
                 f'{ref}: {image_id!r} is not a Glance image id')
         self.image_id = image_id
-        glance = with_env_credentials(glance, os.environ)
+        glance = glance_auth.with_env_credentials(glance, os.environ)
         self.retries = resume.retries_of(glance)
-        self.session = _session(ref, glance)
-        if glance.get('auth'):
-            _authenticate(ref, self.session)
-        self.servers = _servers(ref, glance, self.session)
+        self.api = glance_api.Api(ref, glance)
         self._describe(self._metadata())
 
     # -- metadata ---------------------------------------------------------
 
     def _metadata(self):
         try:
-            response = self._first_answer(f'/v2/images/{self.image_id}', 0)
+            response = self.api.first_answer(f'/v2/images/{self.image_id}', 0)
         except base.Unreachable as e:
             raise exception.SourceError(f'{self.ref}: {e}') from None
         with response:
@@ -190,9 +132,9 @@ class GlanceImage(base.ImageSource):
             return base.Stream(self.ref, _Empty(), self.size, self.size, 0,
                                identity=self.identity)
         return resume.ResumingBody(
-            self.ref, self._open_at, offset, self.retries, _READ_ERRORS,
-            reason=_reason, size=self.size, opened=True,
-            identity=self.identity).stream()
+            self.ref, self._open_at, offset, self.retries,
+            glance_errors.READ_ERRORS, reason=glance_errors.reason,
+            size=self.size, opened=True, identity=self.identity).stream()
 
     def _open_at(self, offset, identity):
         response = self.open_file(offset)
@@ -208,59 +150,12 @@ class GlanceImage(base.ImageSource):
     def open_file(self, offset):
         """The response to ``GET .../file`` from ``offset`` on."""
         path = f'/v2/images/{self.image_id}/file'
-        response = self._first_answer(path, offset)
+        response = self.api.first_answer(path, offset)
         if response.status_code == 204:
             response.close()
             raise exception.SourceError(f'{self.ref}: no image data '
                                         '(HTTP 204)')
         return response
-
-    # -- requests ---------------------------------------------------------
-
-    def _first_answer(self, path, offset):
-        """The first server's answer that is not a connection failure.
-
-        Raises :class:`base.Unreachable` (a SourceError) when every server
-        failed to connect or answered 5xx, SourceError on other errors.
-        """
-        failures = []
-        for server in self.servers:
-            url = server + path
-            try:
-                response = self._get(url, offset)
-            except base.Unreachable as e:
-                failures.append(str(e))
-                continue
-            if response.status_code >= 500:
-                failures.append(f'{url}: {_explain(response)}')
-                continue
-            if response.status_code == 416 and offset:
-                # Past the end: the part is longer than the image; start over.
-                response.close()
-                return self._first_answer(path, 0)
-            if response.status_code >= 400:
-                what = http_source.STATUS_WORDS.get(response.status_code,
-                                                    'refused')
-                raise exception.SourceError(
-                    f'{self.ref}: {url}: {what} ({_explain(response)})')
-            return response
-        raise base.Unreachable(
-            f'no Glance API server reachable ({"; ".join(failures)})')
-
-    def _get(self, url, offset):
-        headers = {'Accept-Encoding': 'identity'}
-        if offset:
-            headers['Range'] = f'bytes={offset}-'
-        try:
-            return self.session.get(url, headers=headers, stream=True,
-                                    raise_exc=False, connect_retries=0)
-        except _UNREACHABLE as e:
-            raise base.Unreachable(
-                f'{url}: unreachable: {_reason(e)}') from None
-        except ks_exc.ClientException as e:
-            # Getting a token failed (Keystone refused or was unreachable).
-            raise exception.SourceError(
-                f'{self.ref}: authentication failed: {_reason(e)}') from None
 
 
 class _Raw:
@@ -282,101 +177,3 @@ class _Empty:
 
     def close(self):
         pass
-
-
-def _session(ref, glance):
-    """A keystoneauth1 Session with the credentials the dict gives."""
-    token, auth = glance.get('token'), glance.get('auth')
-    if token and auth:
-        raise exception.SourceError(
-            f'{ref}: give Glance either a token or auth parameters, not both')
-    plugin = None
-    if token:
-        plugin = token_endpoint.Token(None, token)
-    elif auth:
-        params = dict(auth)
-        auth_type = params.pop('auth_type', None) or 'password'
-        try:
-            plugin = ks_loading.get_plugin_loader(
-                auth_type).load_from_options(**params)
-        except ks_exc.ClientException as e:
-            raise exception.SourceError(
-                f'{ref}: Glance auth ({auth_type}): {_reason(e)}') from None
-    verify = True
-    if glance.get('insecure'):
-        verify = False
-    elif glance.get('cafile'):
-        verify = glance['cafile']
-    return ks_session.Session(auth=plugin, verify=verify,
-                              timeout=http_source.TIMEOUT,
-                              user_agent='imagepipe')
-
-
-def _authenticate(ref, session):
-    """Get a token now, so a Keystone failure is named as such."""
-    try:
-        session.get_auth_headers()
-    except ks_exc.ClientException as e:
-        raise exception.SourceError(
-            f'{ref}: Keystone authentication failed: {_reason(e)}') from None
-
-
-def _servers(ref, glance, session):
-    """Base URLs: the configured ones, else the catalog's image endpoint."""
-    servers = [s.rstrip('/') for s in glance.get('api_servers') or ()]
-    if servers:
-        return servers
-    if not glance.get('auth'):
-        raise exception.SourceError(
-            f'{ref}: no Glance api_servers given and no auth to find the '
-            'image endpoint in the Keystone catalog')
-    try:
-        url = session.get_endpoint(
-            service_type='image', interface=glance.get('interface') or
-            'public', region_name=glance.get('region_name'))
-    except ks_exc.ClientException as e:
-        raise exception.SourceError(
-            f'{ref}: finding the image endpoint in the Keystone catalog '
-            f'failed: {_reason(e)}') from None
-    if not url:
-        raise exception.SourceError(
-            f'{ref}: the Keystone catalog has no image endpoint')
-    return [_VERSION_SUFFIX.sub('', url.rstrip('/'))]
-
-
-def _reason(error):
-    """A short reason for a connection, read or auth error, on one line."""
-    text = str(error)
-    found = _ERRNO.search(text)
-    if found:
-        return found.group(0).strip()
-    found = _ERRNO_REPR.search(text)      # ConnectionResetError(104, '...')
-    if found:
-        return f'[Errno {found.group(1)}] {found.group(2)}'
-    if 'timed out' in text.lower():
-        return 'timed out'
-    if isinstance(error, urllib3.exceptions.ProtocolError) and error.args:
-        text = str(error.args[0])     # not the tuple of (text, cause)
-    elif isinstance(error, ks_exc.ConnectionError):
-        found = _WORDS_REPR.search(text)   # RemoteDisconnected('...')
-        if found:
-            return found.group(1)
-    lines = text.strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-def _explain(response):
-    """``HTTP nnn`` and the gist of what the server said; closes it."""
-    try:
-        text = response.raw.read(2048, decode_content=True) or b''
-    except _READ_ERRORS:
-        text = b''
-    response.close()
-    text = re.sub(r'<[^>]*>', ' ', text.decode('utf-8', 'replace'))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # A short last line is Glance's own reason ("No image found with ID
-    # ..."); a long one is webob's boilerplate for the status.
-    said = f': {lines[-1]}' if lines and len(lines[-1]) <= 150 else ''
-    return f'HTTP {response.status_code}{said}'
-
-

@@ -13,8 +13,11 @@ import hashlib
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -103,7 +106,7 @@ class Site:
     ``servers`` are the Glance API servers (``host:port``) of the config.
     """
 
-    def __init__(self, root, servers):
+    def __init__(self, root, servers, extra=''):
         self.root = root
         self.instances = root / 'instances'
         self.base_dir = self.instances / '_base'
@@ -112,7 +115,7 @@ class Site:
             '[DEFAULT]\n'
             f'instances_path = {self.instances}\n'
             f'state_path = {root / "state"}\n'
-            f'glance_api_servers = {",".join(servers)}\n')
+            f'glance_api_servers = {",".join(servers)}\n{extra}')
 
     def argv(self, *args):
         return [IMAGEPIPE, '--config-file', str(self.conf), *args]
@@ -320,13 +323,121 @@ def test_authentication_required(glance_venv, qcow2_image, tmp_path):
                      r'401\)$', line), line
 
 
-def test_second_server_used_when_first_is_down(glance, uploaded, tmp_path):
-    root = tmp_path / 'site'
+class _Hangup:
+    """A server on 127.0.0.1 that accepts connections and closes them at
+    once (a Glance that cannot answer); counts them."""
+
+    def __init__(self):
+        self.listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+
+def test_num_retries_moves_to_the_next_server(glance, uploaded, tmp_path):
+    """Nova's [DEFAULT] glance_num_retries: 0 tries one server only; 1
+    tries the next after the first failed, and that one is used."""
+    first = _Hangup()
+    servers = [f'127.0.0.1:{first.port}', f'127.0.0.1:{glance.port}']
+    image = uploaded['compressed-qcow2']
+    root = tmp_path / 'once'
     root.mkdir()
-    site = Site(root, [f'127.0.0.1:{glance_server.free_port()}',
-                       f'127.0.0.1:{glance.port}'])
-    status, report, err = site.run('grizzly', uploaded['compressed-qcow2'])
+    status, report, err = Site(root, servers).run('grizzly', image)
+    assert status == 1
+    assert re.search(r'no Glance API server reachable \(http://127\.0\.0\.1:'
+                     rf'{first.port}/v2/images/{image}: unreachable: [^;]*\)$',
+                     _error(err)), err
+    assert first.accepted == 1
+    root = tmp_path / 'retried'
+    root.mkdir()
+    site = Site(root, servers, 'glance_num_retries = 1\n')
+    status, report, err = site.run('grizzly', image)
     assert status == 0, err
+    assert first.accepted == 3   # the metadata and the data: first, next
+    assert step(report, 'root-fetch')['state'] == 'SUCCESS'
+    first.listener.close()
+
+
+class _TlsRelay:
+    """https on 127.0.0.1 in front of a plain-http server, with a
+    self-signed certificate made by openssl."""
+
+    def __init__(self, upstream, workdir):
+        cert, key = workdir / 'cert.pem', workdir / 'key.pem'
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048',
+                        '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+                        '-keyout', str(key), '-out', str(cert)],
+                       check=True, capture_output=True)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.upstream = upstream
+        self.listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(conn,),
+                             daemon=True).start()
+
+    def _relay(self, conn):
+        try:
+            client = self.context.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError):
+            conn.close()                   # the client refused the cert
+            return
+        server = socket.create_connection(('127.0.0.1', self.upstream))
+
+        def pump(src, dst):
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pump, args=(server, client),
+                         daemon=True).start()
+        pump(client, server)
+
+
+def test_insecure_skips_certificate_verification(glance, uploaded, tmp_path):
+    """An https Glance with a self-signed certificate: refused, in one line
+    naming the certificate, unless [DEFAULT] glance_api_insecure is set."""
+    relay = _TlsRelay(glance.port, tmp_path)
+    servers = [f'https://127.0.0.1:{relay.port}']
+    image = uploaded['raw']
+    root = tmp_path / 'verified'
+    root.mkdir()
+    status, report, err = Site(root, servers).run('grizzly', image)
+    assert status == 1
+    assert re.search(r'TLS failed: certificate verify failed: self[- ]signed '
+                     r'certificate', _error(err)), err
+    root = tmp_path / 'insecure'
+    root.mkdir()
+    site = Site(root, servers, 'glance_api_insecure = true\n')
+    status, report, err = site.run('grizzly', image)
+    assert status == 0, err
+    assert step(report, 'root-fetch')['state'] == 'SUCCESS'
+    relay.listener.close()
 
 
 # -- a download cut by stopping glance-api mid-way -------------------------

@@ -8,11 +8,13 @@ import sys
 import pytest
 
 from imagepipe import exception
+from imagepipe import flows
 from imagepipe.cmd import main
 from imagepipe.conf import loader
 from imagepipe.conf import options
 from imagepipe.conf import releases
 from imagepipe.conf import settings
+from imagepipe.runner import store
 
 HERE = os.path.dirname(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -228,3 +230,89 @@ def test_sample_config_is_current(tmp_path):
 
 def test_main_returns_2_for_usage(capsys):
     assert main.main(['--release', 'kilo', 'config']) == 2
+
+
+# -- every option read reaches the flow, or says it has no effect ----------
+
+#: the value each option of type str or list is changed to; bool and int
+#: options flip or grow by one
+CHANGED = {
+    'state_path': '/srv/elsewhere', 'instances_path': '/srv/instances',
+    'images_type': 'raw', 'images_volume_group': 'vg9',
+    'preallocate_images': 'space', 'image_cache_subdirectory_name': '_cache',
+    'volume_clear': 'shred', 'my_ip': '192.0.2.7',
+    'glance_host': 'glance.example', 'glance_protocol': 'https',
+    'glance_api_servers': 'http://glance2.example:9292',
+    'vmdk_allowed_types': 'streamOptimized',
+}
+
+#: what an option needs around it to matter: other options, the image
+LVM = {'images_type': 'lvm', 'images_volume_group': 'vg0'}
+GLANCE_IMAGE = '6b1b4c5e-0a3e-4d59-9a51-3f1ad0d6d2a1'
+CONTEXT = {
+    'images_volume_group': (LVM, None),
+    'sparse_logical_volumes': (LVM, None),
+    'volume_clear': (LVM, None), 'volume_clear_size': (LVM, None),
+    'my_ip': ({}, GLANCE_IMAGE), 'glance_host': ({}, GLANCE_IMAGE),
+    'glance_port': ({}, GLANCE_IMAGE), 'glance_protocol': ({}, GLANCE_IMAGE),
+    'glance_api_servers': ({}, GLANCE_IMAGE),
+    'glance_api_insecure': ({}, GLANCE_IMAGE),
+    'glance_num_retries': ({}, GLANCE_IMAGE),
+}
+
+
+def _changed(opt, release):
+    default = opt.attribute('default', release)
+    if opt.type == 'bool':
+        return str(not default).lower()
+    if opt.type == 'int':
+        return str(default + 1)
+    return CHANGED[opt.key]
+
+
+def _flow_inputs(tmp_path, release, values, image):
+    """The settings snapshot, and each step's injected arguments and plan,
+    of ``release`` under a config that sets ``values`` (by option key)."""
+    lines = []
+    for key, value in values.items():
+        own = options.BY_KEY[key].spelling_in(release)
+        lines.append(f'[{own.group}]\n{own.name} = {value}\n')
+    path = tmp_path / f'{release}-{len(list(tmp_path.iterdir()))}.conf'
+    path.write_text(''.join(lines))
+    snapshot = snap([str(path)], release)
+    flow = flows.factory(release, snapshot, {
+        'image': image or '/images/cirros.qcow2', 'instance': 'vm1',
+        'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0})
+    steps = [(a.name, a.inject, a.describe()) for a in store.atoms(flow)]
+    return snapshot, json.dumps(steps, sort_keys=True, default=str)
+
+
+@pytest.mark.parametrize('release', releases.RELEASES)
+def test_every_option_reaches_the_flow_or_says_it_has_none(tmp_path,
+                                                            release):
+    """Changing an option changes the settings snapshot and the flow the
+    release builds (a step's injected arguments or its plan); an option
+    marked as having no effect leaves the flow as it was, and ``config``
+    says so."""
+    rows = {r['key']: r for r in loader.load([], release=release).items()}
+    for opt in options.for_release(release):
+        around, image = CONTEXT.get(opt.key, ({}, None))
+        around = {k: v for k, v in around.items()
+                  if options.BY_KEY[k].spelling_in(release)}
+        if opt.key in around:
+            continue                      # only with its context: see LVM
+        before = _flow_inputs(tmp_path, release, around, image)
+        after = _flow_inputs(tmp_path, release,
+                             {**around, opt.key: _changed(opt, release)},
+                             image)
+        assert before[0] != after[0], opt.key
+        ignored = opt.attribute('ignored', release)
+        if ignored:
+            assert before[1] == after[1], opt.key
+            assert rows[opt.key]['note'] == (
+                f'read, no effect in imagepipe: {ignored}')
+        else:
+            assert before[1] != after[1], (
+                f'{release}: {opt.key} changes no flow input and is not '
+                'marked as having no effect')
+            assert rows[opt.key]['note'] is None

@@ -385,8 +385,9 @@ def test_every_flow_wires_up_and_rebuilds(build, conf):
 def test_no_glance_servers_means_the_catalog(build):
     plan = build()
     assert plan.settings['glance_endpoints'] == []
-    assert plan.inject('root-fetch')['glance'] == {'api_servers': [],
-                                                  'download_retries': 3}
+    assert plan.inject('root-fetch')['glance'] == {
+        'api_servers': [], 'num_retries': 3, 'insecure': False,
+        'download_retries': 3}
     plan = build(glance={'api_servers': 'https://g1:9292,http://g2/image'},
                  imagepipe={'download_retries': 0})
     assert plan.settings['glance_endpoints'] == [

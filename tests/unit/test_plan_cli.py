@@ -264,7 +264,9 @@ def test_releases_table(capsys):
     assert (code, err) == (0, '')
     lines = out.splitlines()
     assert lines[0].split()[:3] == ['RELEASE', 'NOVA', 'TAG']
-    assert [line.split()[0] for line in lines[2:]] == RELEASES
+    assert [line.split()[0] for line in lines[2:]
+            if not line.startswith(' ')] == RELEASES      # rows wrap
+    assert all(len(line) <= 100 for line in lines)
 
 
 KILO = release_mod.Release(

@@ -10,7 +10,7 @@ from imagepipe import exception
 from imagepipe import sources
 from imagepipe.sources import base
 from imagepipe.sources import credentials
-from imagepipe.sources import glance as glance_source
+from imagepipe.sources import glance_auth
 from imagepipe.sources import resume
 from tests import httpserver
 
@@ -193,9 +193,14 @@ def test_glance_download_with_range(server):
                   'path': f'/v2/images/{IMAGE_ID}/file'}
 
 
-def test_glance_tries_each_server(server):
-    glance = {'api_servers': [closed_port_url(), server.base_url + '/']}
-    source = sources.open_image(IMAGE_ID, glance)
+def test_glance_tries_the_next_server_on_a_retry(server):
+    down = closed_port_url()
+    glance = {'api_servers': [down, server.base_url + '/']}
+    with pytest.raises(exception.SourceError,
+                       match=rf'no Glance API server reachable \({down}/'):
+        sources.open_image(IMAGE_ID, glance)        # num_retries 0: one try
+    assert server.gets() == []
+    source = sources.open_image(IMAGE_ID, {**glance, 'num_retries': 1})
     assert b''.join(read_all(source)[1]) == DATA
 
 
@@ -460,16 +465,16 @@ def test_env_credentials_as_the_openstack_client_reads_them():
                'OS_PASSWORD': 'pw', 'OS_PROJECT_NAME': 'demo',
                'OS_USER_DOMAIN_NAME': 'Default', 'OS_REGION_NAME': 'r1',
                'OS_CACERT': '/etc/ca.pem', 'HOME': '/root'}
-    got = glance_source.with_env_credentials({'api_servers': []}, environ)
+    got = glance_auth.with_env_credentials({'api_servers': []}, environ)
     assert got == {'api_servers': [], 'region_name': 'r1',
                    'cafile': '/etc/ca.pem',
                    'auth': {'auth_url': 'http://ks/v3', 'username': 'nova',
                             'password': 'pw', 'project_name': 'demo',
                             'user_domain_name': 'Default'}}
-    assert glance_source.with_env_credentials(
+    assert glance_auth.with_env_credentials(
         {}, {'OS_TOKEN': 't', 'OS_AUTH_URL': 'http://ks'}) == {'token': 't'}
     # credentials given in the dict win over the environment
-    assert glance_source.with_env_credentials(
+    assert glance_auth.with_env_credentials(
         {'token': 'mine'}, {'OS_TOKEN': 't'}) == {'token': 'mine'}
 
 
