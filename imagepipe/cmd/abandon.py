@@ -13,40 +13,20 @@ and how to finish it), 2 refused (nothing changed).
 import datetime
 import sys
 
+from imagepipe.cmd import database
 from imagepipe.cmd import outcome
 from imagepipe.runner import abandon as runner
 from imagepipe.runner import guards
 from imagepipe.runner import listeners
-from imagepipe.runner import persistence
 from imagepipe.runner import store as run_store
 
 
-def _connection(ctx):
-    return ctx.rconf.conf.imagepipe.connection
-
-
-def _store(ctx):
-    return run_store.RunStore(persistence.open_backend(_connection(ctx)))
-
-
-def _lock_dir(ctx):
-    return guards.lock_dir(_connection(ctx), ctx.rconf.value('state_path'))
-
-
-def _database(handler):
-    """``handler`` with the run database's failures as one error line."""
-    def checked(args, ctx):
-        with persistence.usable(_connection(ctx)):
-            return handler(args, ctx)
-    return checked
-
-
-@_database
+@database.checked
 def abandon(args, ctx):
-    store = _store(ctx)
+    store = database.store(ctx)
     fd = store.find(args.run)
     state, step, error, removed = runner.abandon(
-        store, fd, _lock_dir(ctx),
+        store, fd, database.lock_dir(ctx),
         listeners=(listeners.durations, listeners.ConsoleListener))
     if removed is not None:
         for path in removed:
@@ -62,11 +42,11 @@ def abandon(args, ctx):
     return 0
 
 
-@_database
+@database.checked
 def forget(args, ctx):
-    store = _store(ctx)
+    store = database.store(ctx)
     fd = store.find(args.run)
-    runner.forget(store, fd, _lock_dir(ctx))
+    runner.forget(store, fd, database.lock_dir(ctx))
     print(f'run {fd.uuid} forgotten')
     return 0
 
@@ -82,11 +62,11 @@ def _started_before(fd, days):
     return age >= datetime.timedelta(days=days)
 
 
-@_database
+@database.checked
 def prune(args, ctx):
     """``runs --prune``: forget every finished run (older than DAYS)."""
-    store = _store(ctx)
-    lock_dir = _lock_dir(ctx)
+    store = database.store(ctx)
+    lock_dir = database.lock_dir(ctx)
     count = 0
     for fd in store.all():
         if (run_store.state_of(fd) not in run_store.FINISHED

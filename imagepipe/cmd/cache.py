@@ -14,8 +14,8 @@ from imagepipe.cache import flow as cache_flow
 from imagepipe.cache import manager
 from imagepipe.cache import policy as cache_policy
 from imagepipe.cache import usage
+from imagepipe.cmd import database
 from imagepipe.cmd import output
-from imagepipe.cmd import runs as runs_cmd
 from imagepipe.conf import settings as conf_settings
 from imagepipe.runner import persistence
 from imagepipe.runner import runs
@@ -54,7 +54,7 @@ def _scan(ctx):
     policy = cache_policy.for_release(ctx.rconf.options_release)
     connection = ctx.rconf.conf.imagepipe.connection
     with persistence.usable(connection):
-        store = runs_cmd._store(ctx)
+        store = database.store(ctx)
         uses = usage.run_uses(store)
     base, entries, warnings = manager.scan(ctx.rconf.release, policy,
                                            settings, uses)
@@ -104,7 +104,7 @@ def _clean(args, ctx, settings, store, base, decided):
     connection = ctx.rconf.conf.imagepipe.connection
     with persistence.usable(connection):
         run_id, state, step, error = runs.start_operation(
-            store, kwargs, flow, runs_cmd._lock_dir(ctx))
+            store, kwargs, flow, database.lock_dir(ctx))
     results = {ad.name: ad.results for ad in store.get(run_id)}
     removed = [r['path'] for r in request['remove']
                if (results.get(f"remove-{r['name']}") or {}).get('removed')]

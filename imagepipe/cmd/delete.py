@@ -13,8 +13,8 @@ import os
 import stat
 
 from imagepipe import exception
+from imagepipe.cmd import database
 from imagepipe.cmd import output
-from imagepipe.cmd import runs as runs_cmd
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import paths as flow_paths
 from imagepipe.runner import guards
@@ -57,8 +57,8 @@ def run(args, ctx):
     kwargs = {'settings': settings, 'request': {'instance': name}}
     connection = ctx.rconf.conf.imagepipe.connection
     with persistence.usable(connection), guards.instance_lock(
-            kwargs, runs_cmd._lock_dir(ctx)):
-        _check_no_run(runs_cmd._store(ctx), directory, name)
+            kwargs, database.lock_dir(ctx)):
+        _check_no_run(database.store(ctx), directory, name)
         if not os.path.lexists(directory):
             raise exception.Refused(f'instance {name} has no directory '
                                     f'{directory}')

@@ -12,9 +12,9 @@ import os
 from imagepipe import exception
 from imagepipe.cache import precache as precache_flow
 from imagepipe.cache import usage
+from imagepipe.cmd import database
 from imagepipe.cmd import output
 from imagepipe.cmd import request as request_args
-from imagepipe.cmd import runs as runs_cmd
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import paths as flow_paths
 from imagepipe.runner import persistence
@@ -61,7 +61,7 @@ def run(args, ctx):
         connection = ctx.rconf.conf.imagepipe.connection
         with persistence.usable(connection):
             run_id, state, step, error = runs.start_operation(
-                runs_cmd._store(ctx), kwargs, flow, runs_cmd._lock_dir(ctx))
+                database.store(ctx), kwargs, flow, database.lock_dir(ctx))
         result.update(run=run_id, status='cached' if error is None
                       else 'error', error=error)
     if args.format == 'json':

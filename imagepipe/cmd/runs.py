@@ -37,6 +37,7 @@ from taskflow import states
 from imagepipe import exception
 from imagepipe import libvirt
 from imagepipe import units
+from imagepipe.cmd import database
 from imagepipe.cmd import outcome
 from imagepipe.cmd import output
 from imagepipe.cmd import plan as plan_cmd
@@ -50,58 +51,6 @@ from imagepipe.runner import store as run_store
 LOG = logging.getLogger('imagepipe')
 
 
-def _connection(ctx):
-    return ctx.rconf.conf.imagepipe.connection
-
-
-def _store(ctx):
-    return run_store.RunStore(persistence.open_backend(_connection(ctx)))
-
-
-def _existing_store(ctx, say=True):
-    """The run store of a command that only reads: None when there is no
-    run database yet (none is made, nor its directory), which ``say``
-    says on stderr."""
-    backend = persistence.open_backend(_connection(ctx), create=False)
-    if backend is None and say:
-        print(f'imagepipe: no runs yet: no run database at '
-              f'{persistence.describe(_connection(ctx))}{_defaults(ctx)}',
-              file=sys.stderr)
-    return backend and run_store.RunStore(backend)
-
-
-def _defaults(ctx):
-    """Which defaults are in force when no configuration file was given
-    (the text after a line that names a path under them)."""
-    conf = ctx.rconf.conf
-    if conf.config_file or conf.config_dir:
-        return ''
-    return (f" (no --config-file: Nova's defaults are in force, state_path "
-            f"{ctx.rconf.value('state_path')}, instances_path "
-            f"{ctx.rconf.value('instances_path')})")
-
-
-def _say_defaults(ctx):
-    """One line on stderr before a command writes under the defaults."""
-    if _defaults(ctx):
-        print(f'imagepipe: writing runs to '
-              f'{persistence.describe(_connection(ctx))} and disks under '
-              f"{ctx.rconf.value('instances_path')}{_defaults(ctx)}",
-              file=sys.stderr)
-
-
-def _lock_dir(ctx):
-    return guards.lock_dir(_connection(ctx), ctx.rconf.value('state_path'))
-
-
-def _database(handler):
-    """``handler`` with the run database's failures as one error line."""
-    def checked(args, ctx):
-        with persistence.usable(_connection(ctx)):
-            return handler(args, ctx)
-    return checked
-
-
 def _listeners(fmt):
     made = [listeners.durations, *listeners.progress(fmt)]
     if LOG.isEnabledFor(logging.DEBUG):
@@ -109,11 +58,11 @@ def _listeners(fmt):
     return made
 
 
-@_database
+@database.checked
 def run(args, ctx):
     flow, kwargs = plan_cmd.build_flow(args, ctx)
-    _say_defaults(ctx)
-    store = _store(ctx)
+    database.say_defaults(ctx)
+    store = database.store(ctx)
     started = []
 
     def announce(run_id):
@@ -122,9 +71,9 @@ def run(args, ctx):
             print(f'run {run_id}', flush=True)
 
     try:
-        with persistence.usable(_connection(ctx)):
+        with persistence.usable(database.connection(ctx)):
             run_id, state, step, error = runs.start(
-                store, kwargs, flow, _lock_dir(ctx),
+                store, kwargs, flow, database.lock_dir(ctx),
                 listeners=_listeners(args.format), announce=announce)
     except interrupts.Interrupted:
         return outcome.interrupted(started[0])
@@ -196,15 +145,15 @@ RUN_COLUMNS = [('id', 'RUN'), ('release', 'RELEASE'),
                ('image', 'IMAGE'), ('error', 'ERROR')]
 
 
-@_database
+@database.checked
 def runs_list(args, ctx):
     """The last ``--limit`` runs and every unfinished one, oldest first
     (``--all``: every run); ``--prune`` forgets finished runs instead."""
     if args.prune:
         from imagepipe.cmd import abandon
         return abandon.prune(args, ctx)
-    store = _existing_store(ctx)
-    lock_dir = _lock_dir(ctx)
+    store = database.existing_store(ctx)
+    lock_dir = database.lock_dir(ctx)
     rows = sorted((_run_row(fd, lock_dir) for fd in store.all())
                   if store else [], key=lambda r: r['started'] or '')
     if not args.all:
@@ -238,7 +187,7 @@ def _libvirt(args, fd):
 
 
 def _found(ctx, run_id):
-    store = _existing_store(ctx, say=False)
+    store = database.existing_store(ctx, say=False)
     if store is None:
         raise exception.Refused(f'no run matches {run_id!r}: no runs yet')
     return store.find(run_id)
@@ -273,13 +222,13 @@ def _result_rows(steps):
     return rows
 
 
-@_database
+@database.checked
 def show(args, ctx):
     fd = _found(ctx, args.run)
     if args.libvirt_xml or args.domain:
         return _libvirt(args, fd)
     rows = outcome.step_rows(fd)
-    row = _run_row(fd, _lock_dir(ctx))
+    row = _run_row(fd, database.lock_dir(ctx))
     if args.format == 'json':
         output.as_json({'run': fd.uuid, **fd.meta.get('imagepipe', {}),
                         'state': row['state'], 'active': row['active'],
@@ -324,9 +273,9 @@ def _resume_one(ctx, store, fd):
               flush=True)
 
     try:
-        with persistence.usable(_connection(ctx)):
+        with persistence.usable(database.connection(ctx)):
             flow, state, step, error = runs.resume(
-                store, fd, _lock_dir(ctx),
+                store, fd, database.lock_dir(ctx),
                 listeners=_listeners('table'), announce=announce)
     except interrupts.Interrupted:
         return outcome.interrupted(fd.uuid)
@@ -335,15 +284,15 @@ def _resume_one(ctx, store, fd):
     return outcome.report(store, fd.uuid, flow, 'table', state, step, error)
 
 
-@_database
+@database.checked
 def resume(args, ctx):
     if args.all == bool(args.run):
         raise exception.ConfigError('give either RUN or --all')
-    _say_defaults(ctx)
-    store = _store(ctx)
+    database.say_defaults(ctx)
+    store = database.store(ctx)
     if args.run:
         return _resume_one(ctx, store, store.find(args.run))
-    lock_dir = _lock_dir(ctx)
+    lock_dir = database.lock_dir(ctx)
     status = 0
     for fd in store.all():
         if run_store.state_of(fd) in run_store.FINISHED:

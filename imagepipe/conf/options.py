@@ -178,13 +178,16 @@ OPTIONS = (
                  'juno', 'gazpacho'),
             _one('image_cache', 'subdirectory_name', 'gazpacho')),
            per_release=(('folsom', {
-               'ignored': "Folsom's libvirt driver wrote the image cache to "
-                          '_base whatever the option said (Image.cache in '
-                          'nova/virt/libvirt/imagebackend.py@2012.2.4, '
-                          'LP#1083447)',
-               'ignored_by_nova': True}),
-                        ('grizzly', {'ignored': None,
-                                     'ignored_by_nova': False}))),
+               'help': 'Name of the image cache directory under '
+                       "instances_path. Folsom's libvirt driver wrote the "
+                       'cache to _base whatever it said (Image.cache in '
+                       'nova/virt/libvirt/imagebackend.py@2012.2.4, '
+                       'LP#1083447); only image_info_filename_pattern, '
+                       'where the image cache manager kept its records, '
+                       'read it.'}),
+                        ('grizzly', {
+               'help': 'Name of the image cache directory under '
+                       'instances_path.'}))),
     Option('volume_clear', 'str', 'zero',
            'How a logical volume is wiped before removal: none, zero, shred.',
            (_one('libvirt', 'volume_clear', 'icehouse'),),
@@ -330,7 +333,9 @@ OPTIONS = (
            (_one('DEFAULT', 'checksum_interval_seconds', 'grizzly', 'havana',
                  'icehouse'),
             _one('libvirt', 'checksum_interval_seconds', 'icehouse',
-                 'juno'))),
+                 'juno')),
+           ignored='checksums are not computed: "imagepipe cache clean" '
+                   'reports what checksum_base_images asked for'),
     Option('image_info_filename_pattern', 'str',
            '$instances_path/$base_dir_name/%(image)s.info',
            'Where the JSON record of a cached image (its checksum) is kept; '

@@ -112,7 +112,8 @@ def test_runs_marks_unfinished_and_limits(tmp_path, small):
     lines = two.out.splitlines()[2:]
     assert [ln.split()[0] for ln in lines if ln[:1].strip()] == [
         i[:8] for i in ids[2:]]
-    assert any(ln.startswith(crashed_id[:8]) and 'RUNNING' in ln
+    # left RUNNING by a killed process: resumable, shown INTERRUPTED
+    assert any(ln.startswith(crashed_id[:8]) and 'INTERRUPTED' in ln
                for ln in lines), two.out
     assert '(unfinished)' in two.out
 

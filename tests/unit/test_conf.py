@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +10,9 @@ import pytest
 
 from imagepipe import exception
 from imagepipe import flows
+from imagepipe.cache import flow as cache_flow
+from imagepipe.cache import manager
+from imagepipe.cache import policy as cache_policy
 from imagepipe.cmd import main
 from imagepipe.conf import loader
 from imagepipe.conf import options
@@ -244,11 +248,16 @@ CHANGED = {
     'glance_host': 'glance.example', 'glance_protocol': 'https',
     'glance_api_servers': 'http://glance2.example:9292',
     'vmdk_allowed_types': 'streamOptimized',
+    'image_info_filename_pattern': '/srv/records/%(image)s.json',
 }
 
 #: what an option needs around it to matter: other options, the image
 LVM = {'images_type': 'lvm', 'images_volume_group': 'vg0'}
 GLANCE_IMAGE = '6b1b4c5e-0a3e-4d59-9a51-3f1ad0d6d2a1'
+REMOVING = {'remove_unused_base_images': 'true'}
+#: when the cache pass below runs; its bases are exactly as old as the
+#: default minimum ages
+NOW = 2_000_000_000
 CONTEXT = {
     'images_volume_group': (LVM, None),
     'sparse_logical_volumes': (LVM, None),
@@ -258,6 +267,10 @@ CONTEXT = {
     'glance_api_servers': ({}, GLANCE_IMAGE),
     'glance_api_insecure': ({}, GLANCE_IMAGE),
     'glance_num_retries': ({}, GLANCE_IMAGE),
+    # the cache pass removes nothing unless asked to
+    'remove_unused_original_minimum_age_seconds': (REMOVING, None),
+    'remove_unused_resized_minimum_age_seconds': (REMOVING, None),
+    'image_info_filename_pattern': (REMOVING, None),
 }
 
 
@@ -284,7 +297,31 @@ def _flow_inputs(tmp_path, release, values, image):
         'image': image or '/images/cirros.qcow2', 'instance': 'vm1',
         'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0})
     steps = [(a.name, a.inject, a.describe()) for a in store.atoms(flow)]
+    steps.append(_cache_pass(tmp_path / f'cache-{release}', release,
+                             snapshot))
     return snapshot, json.dumps(steps, sort_keys=True, default=str)
+
+
+def _cache_pass(instances, release, snapshot):
+    """What ``cache clean`` would do to an unused original and resized base
+    exactly as old as the release's default minimum ages."""
+    base = instances / '_base'
+    shutil.rmtree(instances, ignore_errors=True)
+    base.mkdir(parents=True)
+    for name, opt in (('a' * 40, 'remove_unused_original_minimum_age_seconds'),
+                      ('a' * 40 + '_10',
+                       'remove_unused_resized_minimum_age_seconds')):
+        (base / name).write_bytes(b'x')
+        age = options.BY_KEY[opt].attribute('default', release)
+        os.utime(base / name, (NOW - age, NOW - age))
+    settings = {**snapshot, 'instances_path': str(instances),
+                'image_cache_subdirectory_name': '_base'}
+    policy = cache_policy.for_release(release)
+    _, entries, _ = manager.scan(release, policy, settings, [], now=NOW)
+    decided = manager.decide(entries, settings)
+    request = cache_flow.request_for(release, release, settings, str(base),
+                                     decided)
+    return [(e['name'], e['action']) for e in decided], request
 
 
 @pytest.mark.parametrize('release', releases.RELEASES)

@@ -26,6 +26,7 @@ DOC_SETTINGS = {
     'image_cache_subdirectory_name': '_base', 'volume_clear': 'zero',
     'volume_clear_size': 0, 'disable_process_locking': False,
     'glance_endpoints': ['http://glance.example:9292'],
+    'glance_num_retries': 0, 'glance_api_insecure': False,
     'download_retries': 3,
 }
 DOC_REQUEST = {'image': 'f6a6c2a8-7d02-4c0b-9e2a-2d8c4d1a0b7e',
