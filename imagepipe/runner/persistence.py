@@ -16,6 +16,7 @@ backend, which migrates its schema with alembic: both are the optional
 """
 
 import contextlib
+import logging
 import os
 import re
 
@@ -60,7 +61,10 @@ def _open_sqlite(path):
 
 
 def _open_sqlalchemy(connection):
-    # imported for such databases only: SQLAlchemy and alembic take 0.3 s
+    # imported for such databases only: SQLAlchemy and alembic take 0.3 s;
+    # alembic tells its plugins and each migration it checks at INFO, on
+    # every command
+    logging.getLogger('alembic').setLevel(logging.WARNING)
     try:
         import sqlalchemy as sa
         from taskflow.persistence.backends import impl_sqlalchemy
