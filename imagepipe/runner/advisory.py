@@ -70,6 +70,17 @@ class AdvisoryLocks:
                 with contextlib.suppress(self._sa.exc.SQLAlchemyError):
                     conn.close()
 
+    @contextlib.contextmanager
+    def waiting(self, name):
+        """Hold lock ``name``, waiting for whoever holds it."""
+        conn = self._connect()
+        try:
+            conn.execute(self._sa.text('SELECT pg_advisory_lock(:key)'),
+                         {'key': key(name)})
+            yield
+        finally:
+            conn.close()
+
     def is_held(self, name):
         with self.held(name) as mine:
             return not mine

@@ -81,9 +81,20 @@ def _open_sqlalchemy(connection):
             f'{e}') from None
     backend = impl_sqlalchemy.SQLAlchemyBackend({'connection': connection},
                                                 engine=engine)
-    with contextlib.closing(backend.get_connection()) as conn:
+    with _migrating(connection), contextlib.closing(
+            backend.get_connection()) as conn:
         conn.upgrade()
     return backend
+
+
+def _migrating(connection):
+    """Schema migrations one process at a time: two hosts starting on a new
+    PostgreSQL database would both create its tables (and one fail)."""
+    from imagepipe.runner import advisory
+    locks = advisory.for_connection(connection)
+    if locks is None:
+        return contextlib.nullcontext()
+    return locks.waiting('imagepipe-schema')
 
 
 def describe(connection):

@@ -11,6 +11,7 @@ from imagepipe import exception
 from imagepipe.runner import guards
 from tests.functional.fleet_env import HostEnv
 from tests.functional.runner_env import assert_same
+from tests.functional.runner_env import finish
 from tests.functional.runner_env import first_run_id
 from tests.functional.runner_env import killed
 from tests.functional.runner_env import snapshot
@@ -89,3 +90,13 @@ def test_advisory_locks_exclude_threads_of_one_process(tmp_path, pg_url):  # noq
     assert not guards.is_active('r1', where)
     with guards.run_lock('r1', where):  # released with its connection
         pass
+
+
+def test_hosts_starting_together_on_a_new_database(tmp_path, pg_url):  # noqa: F811,E501
+    """Each command migrates the schema first: four at once on a new
+    database must not race to create its tables."""
+    envs = [HostEnv(tmp_path / f'h{i}', pg_url) for i in range(4)]
+    procs = [env.popen('runs') for env in envs]
+    results = [finish(p) for p in procs]
+    for r in results:
+        assert r.rc == 0, r
