@@ -314,10 +314,10 @@ OPTIONS = (
            'Like Nova, the host name by default.',
            (_one('DEFAULT', 'host', 'essex'),),
            sample_default='<the host name>'),
-    Option('jobboard_connection', 'str', '',
+    Option('jobboard_connection', 'str', None,
            'URL of the jobboard boots are posted to and conductors take '
            'them from (taskflow jobboard, e.g. redis://127.0.0.1:6379, '
-           'with an optional /DB and ?password=...); empty: no jobboard, '
+           'with an optional /DB and ?password=...); unset: no jobboard, '
            'runs happen in the process that asks. imagepipe\'s own option.',
            (_one('jobboard', 'connection', 'essex'),)),
     Option('jobboard_expiration_time', 'int', 30,
