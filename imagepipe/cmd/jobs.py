@@ -36,9 +36,8 @@ def run(args, ctx):
     rows = []
     with persistence.usable(runs_cmd._connection(ctx)):
         store = runs_cmd._store(ctx)
-        with boards.opened(settings, settings.host, who) as board:
-            hosts = ([args.target_host] if args.target_host
-                     else boards.hosts(board))
+        hosts = ([args.target_host] if args.target_host
+                 else boards.hosts(settings))
         for host in hosts:
             with boards.opened(settings, host, who) as board:
                 rows += [_row(board, store, host, job)

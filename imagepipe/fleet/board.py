@@ -113,13 +113,18 @@ def post(board, run_id):
     return board.post(f'run-{run_id}', details={'run': run_id})
 
 
-def hosts(board):
-    """The hosts that have a board on the server ``board`` is on."""
-    found = set()
-    for key in board._client.scan_iter(
-            match=f'{NAMESPACE}*{LISTINGS}'.encode()):
-        found.add(key.decode()[len(NAMESPACE):-len(LISTINGS)])
-    return sorted(found)
+def hosts(settings):
+    """The hosts that have jobs on the Redis server of ``settings``."""
+    import redis
+    conf = client_conf(settings.url)
+    client = redis.Redis(**{k: v for k, v in conf.items() if k != 'board'})
+    try:
+        keys = list(client.scan_iter(match=f'{NAMESPACE}*{LISTINGS}'))
+    except redis.RedisError as e:
+        raise unreachable(settings.url, e) from None
+    finally:
+        client.close()
+    return sorted({k.decode()[len(NAMESPACE):-len(LISTINGS)] for k in keys})
 
 
 def run_of(job):
