@@ -6,7 +6,9 @@
 #   tools/bootstrap.sh           what imagepipe itself runs
 #   tools/bootstrap.sh --tests   and what the boot tests need (QEMU, libvirt,
 #                                a kernel and busybox for the tiny guest,
-#                                chromium for the docs' rendering test)
+#                                chromium for the docs' rendering test,
+#                                redis-server and PostgreSQL for the fleet
+#                                tests, which start their own servers)
 set -euo pipefail
 tests=false; [ "${1:-}" = "--tests" ] && tests=true
 cd "$(dirname "$0")/.."
@@ -30,7 +32,10 @@ if $tests; then
                 chromium:chromium; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
     done
-    for pkg in busybox-static linux-image-cloud-amd64; do
+    # The fleet tests (tests/functional/test_fleet*.py) start a redis-server
+    # and a PostgreSQL cluster of their own (tests/functional/servers.py).
+    command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+    for pkg in busybox-static linux-image-cloud-amd64 postgresql; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null \
             | grep -q 'ok installed' || need+=("$pkg")
     done
@@ -60,7 +65,8 @@ stamp=.venv/.installed
 if [ ! -f $stamp ] || [ setup.cfg -nt $stamp ] || \
    [ requirements.txt -nt $stamp ] || [ test-requirements.txt -nt $stamp ]; then
     .venv/bin/pip install -q --upgrade pip
-    # with the [database] extra: the tests use taskflow's SQL backend too
-    .venv/bin/pip install -q -r test-requirements.txt -e '.[database]'
+    # with the [database] and [fleet] extras: the tests use taskflow's SQL
+    # backend on SQLite and PostgreSQL, and its Redis jobboard
+    .venv/bin/pip install -q -r test-requirements.txt -e '.[database,fleet]'
     touch $stamp
 fi

@@ -89,6 +89,33 @@ def _precache(parser):
     output.add_format(parser)
 
 
+def _host(parser, required=False, help_text=None):
+    # dest: a sub-command's argument may not share the name of an option
+    # (here [DEFAULT] host)
+    parser.add_argument('--host', dest='target_host', required=required,
+                        metavar='NAME',
+                        help=help_text or "serve this host's board "
+                                          '(default: [DEFAULT] host)')
+
+
+def _boot(parser):
+    _host(parser, required=True,
+          help_text='the host whose conductor is to run it')
+    request.add_arguments(parser)
+    parser.add_argument('--wait', action='store_true',
+                        help="follow the run to its end and exit as 'run' "
+                             'does')
+    parser.add_argument('--timeout', type=float, metavar='S',
+                        help='with --wait: give up waiting after S seconds '
+                             '(exit 1, the job stays posted)')
+
+
+def _jobs(parser):
+    _host(parser, help_text="only this host's board (default: every "
+                            "host's)")
+    output.add_format(parser)
+
+
 def _one_run(parser):
     parser.add_argument('run', metavar='RUN', help='run id (or a prefix)')
 
@@ -126,4 +153,11 @@ COMMANDS = {
                 'mark it finished, so its instance can be run again'),
     'forget': (_one_run, 'imagepipe.cmd.abandon.forget',
                "remove a finished run's record"),
+    'boot': (_boot, 'imagepipe.cmd.boot.run',
+             "post a run to a host's conductor (through the jobboard)"),
+    'conductor': (_host, 'imagepipe.cmd.conductor.run',
+                  "take this host's jobs from the jobboard and run them, "
+                  'until SIGTERM'),
+    'jobs': (_jobs, 'imagepipe.cmd.jobs.run',
+             'list the jobs on the boards of the hosts'),
 }

@@ -19,6 +19,7 @@ them all), unless ``ignored`` says why it has no effect in imagepipe.
 """
 
 import dataclasses
+import socket
 
 from imagepipe.conf import releases
 
@@ -347,6 +348,28 @@ OPTIONS = (
            per_release=(('icehouse', {
                'default': '$instances_path/$image_cache_subdirectory_name/'
                           '%(image)s.info'}),)),
+    # -- many hosts (doc/source/fleet.rst) --
+    Option('host', 'str', socket.gethostname(),
+           'Name of this host: a conductor takes the jobs posted for it. '
+           'Like Nova, the host name by default.',
+           (_one('DEFAULT', 'host', 'essex'),),
+           sample_default='<the host name>'),
+    Option('jobboard_connection', 'str', None,
+           'URL of the jobboard boots are posted to and conductors take '
+           'them from (taskflow jobboard, e.g. redis://127.0.0.1:6379, '
+           'with an optional /DB and ?password=...); unset: no jobboard, '
+           'runs happen in the process that asks. imagepipe\'s own option.',
+           (_one('jobboard', 'connection', 'essex'),)),
+    Option('jobboard_expiration_time', 'int', 30,
+           'Seconds a conductor\'s claim on a job lasts unless renewed; a '
+           'running job renews it every quarter of this, so only a '
+           'conductor that died loses its jobs, this long after. '
+           'imagepipe\'s own option.',
+           (_one('jobboard', 'expiration_time', 'essex'),)),
+    Option('jobboard_max_concurrent_jobs', 'int', 4,
+           'Jobs one conductor runs at the same time. imagepipe\'s own '
+           'option.',
+           (_one('jobboard', 'max_concurrent_jobs', 'essex'),)),
 )
 
 BY_KEY = {o.key: o for o in OPTIONS}

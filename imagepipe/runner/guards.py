@@ -14,10 +14,11 @@ process that reaches the database must see them, whatever its state_path.
 For a SQLite database they are lock files in a directory named after the
 database file (``<file>.locks``, beside it, where SQLite keeps its own
 ``-wal`` and ``-shm`` files). Any other database is reached over the network
-from many hosts, where a lock file cannot reach; for those the locks stay
-under the configuration's ``state_path/locks`` and hold between the
-processes of one host only (a database lock, such as a PostgreSQL advisory
-lock, is what a fleet needs).
+from many hosts, where a lock file cannot reach: on PostgreSQL the locks are
+advisory locks in the database itself (:mod:`imagepipe.runner.advisory`),
+which hold between hosts; on any other (MySQL) they stay under the
+configuration's ``state_path/locks`` and hold between the processes of one
+host only.
 
 Everything that refuses raises :class:`~imagepipe.exception.Refused`
 (exit status 2) without changing the run.
@@ -30,6 +31,7 @@ import os
 from oslo_concurrency import lockutils
 
 from imagepipe import exception
+from imagepipe.runner import advisory
 from imagepipe.runner import persistence
 from imagepipe.runner import store
 
@@ -44,9 +46,14 @@ READABLE = 64
 
 
 def lock_dir(connection, state_path):
-    """The directory of the locks that guard the runs in ``connection``."""
+    """Where the locks that guard the runs in ``connection`` live: a
+    directory, or the database itself
+    (:class:`~imagepipe.runner.advisory.AdvisoryLocks`)."""
     path = persistence.sqlite_path(connection)
-    if path is None or path == ':memory:':
+    if path is None:
+        return (advisory.for_connection(connection)
+                or os.path.join(state_path, 'locks'))
+    if path == ':memory:':
         return os.path.join(state_path, 'locks')
     return os.path.abspath(path) + '.locks'
 
@@ -66,6 +73,12 @@ def _acquire(lock, blocking):
 
 @contextlib.contextmanager
 def _held(name, lock_dir, busy):
+    if isinstance(lock_dir, advisory.AdvisoryLocks):
+        with lock_dir.held(name) as mine:
+            if not mine:
+                raise exception.Refused(busy)
+            yield
+        return
     lock = _external(name, lock_dir)
     if not _acquire(lock, blocking=False):
         raise exception.Refused(busy)
@@ -101,6 +114,8 @@ def is_active(run_id, lock_dir):
 
     A lock file that does not exist is held by nobody, and is not made
     (a listing creates nothing)."""
+    if isinstance(lock_dir, advisory.AdvisoryLocks):
+        return lock_dir.is_held(f'run-{run_id}')
     lock = _external(f'run-{run_id}', lock_dir)
     if not os.path.exists(lock.path):
         return False

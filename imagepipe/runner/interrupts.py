@@ -33,7 +33,14 @@ def suspend_on_signals(engine, run_id, out=None):
     second signal stops at once (:class:`Interrupted`), as a crash would:
     the run is left RUNNING or SUSPENDING, which ``resume`` continues.
     Yields the list of the signals caught.
+
+    Off the main thread (a conductor's job), where Python allows no signal
+    handler, nothing is installed: the process's own handler requests the
+    stop and suspends the engine.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
     out = out or sys.stderr
     caught = []
     suspenders = []

@@ -16,6 +16,7 @@ backend, which migrates its schema with alembic: both are the optional
 """
 
 import contextlib
+import logging
 import os
 import re
 
@@ -64,7 +65,10 @@ def _open_sqlite(path, create):
 
 
 def _open_sqlalchemy(connection):
-    # imported for such databases only: SQLAlchemy and alembic take 0.3 s
+    # imported for such databases only: SQLAlchemy and alembic take 0.3 s;
+    # alembic tells its plugins and each migration it checks at INFO, on
+    # every command
+    logging.getLogger('alembic').setLevel(logging.WARNING)
     try:
         import sqlalchemy as sa
         from taskflow.persistence.backends import impl_sqlalchemy
@@ -81,9 +85,20 @@ def _open_sqlalchemy(connection):
             f'{e}') from None
     backend = impl_sqlalchemy.SQLAlchemyBackend({'connection': connection},
                                                 engine=engine)
-    with contextlib.closing(backend.get_connection()) as conn:
+    with _migrating(connection), contextlib.closing(
+            backend.get_connection()) as conn:
         conn.upgrade()
     return backend
+
+
+def _migrating(connection):
+    """Schema migrations one process at a time: two hosts starting on a new
+    PostgreSQL database would both create its tables (and one fail)."""
+    from imagepipe.runner import advisory
+    locks = advisory.for_connection(connection)
+    if locks is None:
+        return contextlib.nullcontext()
+    return locks.waiting('imagepipe-schema')
 
 
 def describe(connection):

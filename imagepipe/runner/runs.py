@@ -108,7 +108,8 @@ def execute(runs, fd, engine, listeners):
                 raise  # the run database, not the run, failed
             except Exception as e:  # the engine reverted; report, not raise
                 raised = failure.Failure.from_exception(e)
-            if caught and engine.storage.get_flow_state() == states.SUSPENDED:
+            if ((caught or stop.requested())
+                    and engine.storage.get_flow_state() == states.SUSPENDED):
                 for name in interrupts.forgive_interrupted(engine.storage,
                                                            flow):
                     print(f'imagepipe: step {name} was stopped as the run '
@@ -147,6 +148,17 @@ def start(runs, kwargs, flow, lock_dir, listeners=(), announce=None):
             announce(run_id)
         return (run_id,) + execute(runs, fd, _engine(runs, fd, flow),
                                     listeners)
+
+
+def create(runs, kwargs, flow, lock_dir):
+    """Store a new run of ``flow`` without driving it (a conductor will);
+    its id. Refuses as :func:`start` does, nothing stored then."""
+    run_id = uuidutils.generate_uuid()
+    with (guards.instance_lock(kwargs, lock_dir),
+          guards.run_lock(run_id, lock_dir)):
+        guards.check_fresh(runs, flow, kwargs)
+        runs.create(kwargs, flow, run_id)
+    return run_id
 
 
 def start_operation(runs, kwargs, flow, lock_dir):

@@ -13,6 +13,12 @@ an oslo.concurrency external lock (an fcntl lock file named like Nova's,
 its process. The lock directory and file are checked first
 (:mod:`imagepipe.tasks.safefs`): the lock libraries open the file following
 links.
+
+A conductor runs jobs in threads of one process, so a lock is held by a
+thread, not by the process: another thread asking for it waits on
+oslo.concurrency's internal semaphore as another process waits on the file,
+and a thread's locks left held by a run that stopped in a section are
+released by :func:`release_owned` once its job ends.
 """
 
 import contextlib
@@ -36,9 +42,9 @@ def lock_file(name, lock_path):
 
 
 def hold(name, lock_path, external=True):
-    """Acquire lock ``name`` unless this process already holds it."""
+    """Acquire lock ``name`` unless this thread already holds it."""
     with _guard:
-        if name in _held:
+        if _held.get(name, (None,))[0] == threading.get_ident():
             return
     sem = lockutils.internal_lock(name)
     sem.acquire()
@@ -53,16 +59,16 @@ def hold(name, lock_path, external=True):
         sem.release()
         raise
     with _guard:
-        _held[name] = (sem, ext)
+        _held[name] = (threading.get_ident(), sem, ext)
 
 
 def release(name):
     """Release lock ``name`` if held; safe to call twice."""
     with _guard:
-        pair = _held.pop(name, None)
-    if pair is None:
+        held = _held.pop(name, None)
+    if held is None:
         return
-    sem, ext = pair
+    _, sem, ext = held
     if ext is not None:
         ext.release()
     sem.release()
@@ -103,3 +109,14 @@ def abandon(lock):
 def is_held(name):
     with _guard:
         return name in _held
+
+
+def release_owned():
+    """Release every lock this thread holds (a run that stopped inside a
+    section keeps its lock until then); the names released."""
+    me = threading.get_ident()
+    with _guard:
+        names = [name for name, held in _held.items() if held[0] == me]
+    for name in names:
+        release(name)
+    return names

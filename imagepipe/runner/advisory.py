@@ -1,0 +1,94 @@
+"""The run and instance locks of a run database on PostgreSQL.
+
+A fleet shares one run database between hosts, where a lock file cannot
+reach; PostgreSQL's session advisory locks can. Each lock held is a
+connection of its own holding ``pg_try_advisory_lock(key)``, ``key`` a
+signed 64-bit hash of the lock's name: two processes (on one host or two)
+and two threads of one process exclude each other alike, and a process
+that dies releases its locks with its connections.
+"""
+
+import contextlib
+import hashlib
+
+from imagepipe.runner import persistence
+
+
+def key(name):
+    """The advisory lock key of ``name``: 64 bits of its sha256."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], 'big', signed=True)
+
+
+class AdvisoryLocks:
+    """Where the locks of a run database on PostgreSQL live: in it."""
+
+    def __init__(self, connection):
+        import sqlalchemy as sa
+        self.connection = connection
+        self._engine = sa.create_engine(
+            connection, poolclass=sa.pool.NullPool,
+            isolation_level='AUTOCOMMIT')
+        self._sa = sa
+
+    def __repr__(self):
+        return f'the database {persistence.describe(self.connection)}'
+
+    def _connect(self):
+        try:
+            return self._engine.connect()
+        except self._sa.exc.SQLAlchemyError as e:
+            raise persistence.unusable(self.connection, e) from None
+
+    def _try(self, conn, name):
+        query = self._sa.text('SELECT pg_try_advisory_lock(:key)')
+        return conn.execute(query, {'key': key(name)}).scalar()
+
+    def try_hold(self, name):
+        """A connection holding lock ``name``, or None if another holds it.
+
+        Closing the connection releases the lock.
+        """
+        conn = self._connect()
+        try:
+            if self._try(conn, name):
+                return conn
+        except self._sa.exc.SQLAlchemyError as e:
+            conn.close()
+            raise persistence.unusable(self.connection, e) from None
+        conn.close()
+        return None
+
+    @contextlib.contextmanager
+    def held(self, name):
+        """Yields True holding lock ``name``, False if another holds it."""
+        conn = self.try_hold(name)
+        try:
+            yield conn is not None
+        finally:
+            if conn is not None:
+                with contextlib.suppress(self._sa.exc.SQLAlchemyError):
+                    conn.close()
+
+    @contextlib.contextmanager
+    def waiting(self, name):
+        """Hold lock ``name``, waiting for whoever holds it."""
+        conn = self._connect()
+        try:
+            conn.execute(self._sa.text('SELECT pg_advisory_lock(:key)'),
+                         {'key': key(name)})
+            yield
+        finally:
+            conn.close()
+
+    def is_held(self, name):
+        with self.held(name) as mine:
+            return not mine
+
+
+def for_connection(connection):
+    """AdvisoryLocks for a PostgreSQL URL, None for any other database."""
+    if connection.partition(':')[0].partition('+')[0] in ('postgresql',
+                                                          'postgres'):
+        return AdvisoryLocks(connection)
+    return None
