@@ -1,11 +1,13 @@
 """What an image's format is, as oslo.utils' format inspector and qemu-img
-see it, and the one line that refuses an image.
+see it, the one line that refuses an image, and the one that refuses it for
+the flavor's root disk.
 
 The download inspection (:mod:`imagepipe.tasks.inspect`) and the second
 look at a cached base (:mod:`imagepipe.tasks.recheck`) ask both the same
 way; the byte-level checks are :mod:`imagepipe.tasks.content`'s.
 """
 
+from oslo_utils import units
 from oslo_utils.imageutils import format_inspector
 
 from imagepipe import exception
@@ -24,6 +26,21 @@ UNSUPPORTED = 'Image not in a supported format'
 
 def unacceptable(path, reason, error=exception.ImageUnacceptable):
     return error(f'image {path} is unacceptable: {reason}')
+
+
+def too_large(path, virtual_size, root_size,
+              error=exception.FlavorDiskTooSmall):
+    """The refusal of an image larger than the flavor's root disk,
+    wherever it is found: Nova's words, both sizes in GiB and the smallest
+    ``--root-gb`` that holds the image."""
+    shown = [f'{n / units.Gi:.1f} GiB' for n in (virtual_size, root_size)]
+    if shown[0] == shown[1]:
+        shown = [f'{s} ({n} bytes)'
+                 for s, n in zip(shown, (virtual_size, root_size))]
+    return unacceptable(
+        path, "Flavor's disk is too small for requested image: virtual "
+        f'size {shown[0]} exceeds root disk {shown[1]}: use --root-gb '
+        f'{-(-virtual_size // units.Gi)} or more', error)
 
 
 def inspector_format(path):
@@ -63,3 +80,4 @@ def check_vmdk_type(path, create_type, allowed):
     if create_type not in allowed:
         raise unacceptable(
             path, f'Invalid VMDK create-type specified: {create_type}')
+
