@@ -267,7 +267,7 @@ class TestCompressedBomb:
         env = env_for(tmp_path / 'env', 'gazpacho', extra)
         assert_refused(env.run(bomb), env,
                        'virtual size 4.0 GiB exceeds root disk 1.0 GiB: use '
-                       '--root-gb 4 or more')
+                       '--root-gb 4 or more', step='root-fetch')
 
     def test_from_a_server_refused_in_juno_too(self, tmp_path, bomb):
         served = tmp_path / 'served'
@@ -276,4 +276,4 @@ class TestCompressedBomb:
         env = env_for(tmp_path / 'env', 'juno')
         with httpserver.Server(served) as server:
             r = env.run(server.url('bomb.qcow2'))
-        assert_refused(r, env, "Flavor's disk is too small")
+        assert_refused(r, env, "Flavor's disk is too small", 'root-fetch')
