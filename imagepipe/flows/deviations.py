@@ -72,6 +72,16 @@ DEVIATIONS = {
         '(Image.verify_base_size), so a small compressed qcow2 that expands '
         'far beyond the flavor first fills the image cache and stays there. '
         'The later comparison is kept as well.'),
+    'header-size': (
+        'stopped once the header shows the image too large',
+        'nova/virt/images.py@2014.2.4',
+        'A download whose first bytes (the header oslo.utils\' format '
+        'inspector reads, or the length a raw image is sent with) show a '
+        "virtual size larger than the flavor's root disk stops there, with "
+        'the refusal the inspection would give after the whole download. '
+        'Nova compared the sizes only once the image was fully downloaded '
+        '(fetch_to_raw) or, since Newton, cached and converted. This only '
+        'saves time: the complete image is still inspected.'),
     'lvm-resize-root': (
         'filesystem grown as root',
         'LP#1101137',

@@ -25,7 +25,12 @@ def steps(build):
     # was fetched and converted are checked before converting too.
     checks_size = t.max_size_check or t.size_check_after_fetch
     max_size = build.size if checks_size else None
+    fetch_args = {'image': build.request['image'], 'glance': glance,
+                  'part': part, 'base': p.base}
     fetch_notes = []
+    if max_size:
+        fetch_args['max_size'] = max_size
+        fetch_notes.append(deviations.note('header-size'))
     if not t.file_locks:
         fetch_notes.append(deviations.note('essex-locks'))
     if not t.fetch_rechecks_in_lock:
@@ -56,10 +61,7 @@ def steps(build):
     if t.convert_pinned:
         convert_args['nova_pins_format'] = True
     return build.section(p.hex, [
-        Step(fetch.Fetch, 'root-fetch',
-             {'image': build.request['image'], 'glance': glance,
-              'part': part, 'base': p.base},
-             notes=fetch_notes),
+        Step(fetch.Fetch, 'root-fetch', fetch_args, notes=fetch_notes),
         Step(inspect_cls, 'root-inspect', inspect_args,
              wire={'fetched': 'root-fetch'}, notes=inspect_notes),
         Step(convert.ConvertToRaw, 'root-convert', convert_args,

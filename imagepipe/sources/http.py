@@ -41,6 +41,11 @@ STATUS_WORDS = {
     404: 'not found',
 }
 
+#: What the user can do about an HTTP error status: said after it.
+STATUS_HINTS = {
+    404: 'check the image reference',
+}
+
 
 #: What reading a response body raises when the connection breaks.
 READ_ERRORS = (OSError, http.client.HTTPException)
@@ -113,6 +118,8 @@ class HttpImage(base.ImageSource):
 
     def _status_words(self, code, reason):
         words = f'{STATUS_WORDS.get(code, reason)} (HTTP {code})'
+        if code in STATUS_HINTS:
+            return f'{words}: {STATUS_HINTS[code]}'
         if code != 401:
             return words
         if self._auth_origin is None:

@@ -3,11 +3,13 @@
 Nova's ``images.fetch`` downloaded through the Glance client into the
 ``.part`` file, inside the caller's ``[X $hex]`` lock, and deleted the part on
 any error. imagepipe does the same in-process, with three things Nova did not
-do: blocks of zeros become holes (a raw image stays sparse), a ``.part`` left
+do: blocks of zeros become holes (a raw image stays sparse,
+:mod:`imagepipe.tasks.sparse`), a ``.part`` left
 by a crash is continued with a Range request when the source is still the
 version the part was begun with (:mod:`imagepipe.sources.identity`), and
 the length and checksum the source declares are verified while the bytes go
-by.
+by. Given the flavor's root disk (``max_size``), it stops as soon as the
+image's header shows a larger virtual size, with the inspection's refusal.
 """
 
 import contextlib
@@ -27,17 +29,12 @@ from imagepipe import stop
 from imagepipe.sources import identity
 from imagepipe.sources import resume
 from imagepipe.sources.base import CHUNK_SIZE
+from imagepipe.tasks import formats
 from imagepipe.tasks import safefs
+from imagepipe.tasks import sparse
 from imagepipe.tasks.contract import ImageTask
 
 LOG = logging.getLogger(__name__)
-
-_ZEROS = bytes(CHUNK_SIZE)
-
-#: Zeros inside a chunk are left as holes this size and aligned so: the
-#: block of the filesystems imagepipe writes to.
-BLOCK = 4096
-_ZERO_BLOCK = bytes(BLOCK)
 
 #: Written bytes after which their writeback to disk is started.
 WRITEBACK_EVERY = 16 * CHUNK_SIZE
@@ -53,12 +50,12 @@ class Fetch(ImageTask):
 
     source = 'images.fetch'
 
-    def work(self, image, glance, part, base):
+    def work(self, image, glance, part, base, max_size=None):
         if safefs.existing_file(base, 'use it as the cached image'):
             return {'cached': True, 'path': base}
         src = sources.open_image(image, glance)
         with _removed_on_error(part):
-            size = download(src, part, self.report)
+            size = download(src, part, self.report, max_size)
         return {'cached': False, 'path': part, 'size': size,
                 'disk_format': src.disk_format,
                 'checksum': list(src.checksum) if src.checksum else None}
@@ -95,19 +92,22 @@ def _removed_on_error(part):
             safefs.remove(part)
 
 
-def download(source, part, on_progress):
+def download(source, part, on_progress, max_size=None):
     """Write ``source`` into ``part`` durably; return its verified length.
 
     A download the source could not continue (it changed, or names no
-    version to prove it did not) starts over, once.
+    version to prove it did not) starts over, once. One whose header shows
+    a virtual size over ``max_size`` stops there (FlavorDiskTooSmall).
     """
+    limit = (part, max_size) if max_size else None
     fd = safefs.open_or_create(part, safefs.nova_mode(source.mode))
     try:
         try:
-            end = _download(source, fd, on_progress, identity.recorded(fd))
+            end = _download(source, fd, on_progress, identity.recorded(fd),
+                            limit)
         except resume.SourceChanged as e:
             LOG.warning('%s: downloading it again from the start', e)
-            end = _download(source, fd, on_progress, None)
+            end = _download(source, fd, on_progress, None, limit)
         # Durable, but left in the page cache: the convert reads it next,
         # and the pages go with the file once it is converted.
         os.fdatasync(fd)
@@ -121,12 +121,12 @@ def download(source, part, on_progress):
     return end
 
 
-def _download(source, fd, on_progress, recorded):
+def _download(source, fd, on_progress, recorded, limit):
     """The part's bytes from the source, after those of the version
     ``recorded`` it holds; the final length."""
     with source.read(_resume_point(source, fd, recorded), recorded) as stream:
         return _receive(source, stream, fd, _Progress(
-            on_progress, source.size or stream.total))
+            on_progress, source.size or stream.total), limit)
 
 
 def _resume_point(source, fd, recorded):
@@ -139,18 +139,20 @@ def _resume_point(source, fd, recorded):
     return 0
 
 
-def _receive(source, stream, fd, progress):
+def _receive(source, stream, fd, progress, limit):
     """Write the stream after what the part holds; return the final length.
 
     The part is cut to where the stream starts first (a server may ignore the
     Range request and start over), so a skipped block of zeros never leaves
     old bytes behind; a part begun anew records the version it holds before
     its first byte. The kept prefix is hashed again, once, so the checksum
-    covers the whole image.
+    covers the whole image, and shown to the header's first look.
     """
     os.ftruncate(fd, stream.offset)
     if not stream.offset:
         identity.record(fd, stream.identity)
+    header = limit and _first_look(limit, source.size or stream.total, fd,
+                                   stream.offset)
     hashing = _Hasher(source.checksum[0]) if source.checksum else None
     with hashing or contextlib.nullcontext():
         if hashing:
@@ -159,9 +161,11 @@ def _receive(source, stream, fd, progress):
         end = flushed = stream.offset
         for chunk in stream:
             stop.check('the download')
+            if header:
+                header = _looked(header, chunk, limit)
             if hashing:
                 hashing.update(chunk)
-            _write_sparse(fd, chunk, end)
+            sparse.write(fd, chunk, end)
             end += len(chunk)
             if end - flushed >= WRITEBACK_EVERY:
                 _start_writeback(fd, flushed, end - flushed)
@@ -170,6 +174,29 @@ def _receive(source, stream, fd, progress):
     os.ftruncate(fd, end)
     _verify(source, stream, end, hashing)
     return end
+
+
+def _first_look(limit, length, fd, kept):
+    """A look at the header of an image ``length`` bytes long, shown what
+    the part kept of it."""
+    header = formats.HeaderSize(length)
+    for chunk in _read_back(fd, min(kept, formats.HEADER_BYTES)):
+        if (header := _looked(header, chunk, limit)) is None:
+            break
+    return header
+
+
+def _looked(header, chunk, limit):
+    """``header`` shown ``chunk``, None once it has decided; an image
+    whose header declares more than the limit is refused (no more chunks
+    are read: the stream and its connection close)."""
+    header.eat(chunk)
+    if not header.done:
+        return header
+    part, max_size = limit
+    if header.virtual_size is not None and header.virtual_size > max_size:
+        raise formats.too_large(part, header.virtual_size, max_size)
+    return None
 
 
 def _verify(source, stream, end, hashing):
@@ -186,68 +213,12 @@ def _verify(source, stream, end, hashing):
                 f'declared {declared}')
 
 
-def _is_zero(chunk):
-    # bytes == bytes is one memcmp; comparing memoryviews is far slower.
-    if len(chunk) == CHUNK_SIZE:
-        return chunk == _ZEROS
-    return chunk == bytes(len(chunk))
-
-
-def _write_sparse(fd, chunk, offset):
-    """Write ``chunk`` at ``offset``, its aligned blocks of zeros as holes.
-
-    Only the part after the stream's start is written, which the part was
-    cut to: a hole there reads as zeros. The chunk may have any length and
-    start anywhere (a slow link hands over short ones): blocks are aligned
-    on the file, and a block cut by the chunk's edge is zero-skipped in
-    each piece on its own.
-    """
-    if _is_zero(chunk):
-        return
-    if _ZERO_BLOCK not in chunk and not _zero_edge(chunk, offset):
-        # one search: the common case for data
-        _pwrite(fd, chunk, offset)
-        return
-    view = memoryview(chunk)
-    start = None  # where the data not written yet begins
-    pos = 0
-    edge = min(len(chunk), -offset % BLOCK or BLOCK)
-    while pos < len(chunk):
-        block = chunk[pos:edge]
-        if block == _ZERO_BLOCK[:len(block)]:
-            if start is not None:
-                _pwrite(fd, view[start:pos], offset + start)
-                start = None
-        elif start is None:
-            start = pos
-        pos, edge = edge, min(edge + BLOCK, len(chunk))
-    if start is not None:
-        _pwrite(fd, view[start:], offset + start)
-
-
-def _zero_edge(chunk, offset):
-    """Whether a block the chunk holds only part of is zeros in it (the
-    rest of that block may be zeros too: it must be left as a hole)."""
-    head = -offset % BLOCK
-    tail = (offset + len(chunk)) % BLOCK
-    return bool(head and chunk[:head] == _ZERO_BLOCK[:head]
-                or tail and chunk[-tail:] == _ZERO_BLOCK[:tail])
-
-
 def _start_writeback(fd, offset, length):
     """Start writing a range of the part to disk, without waiting for it
     and keeping it in the page cache (the convert reads it next): the
     fdatasync at the end then waits for the last range only, instead of
     the disk writing the whole image after the network is done."""
     _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
-
-
-def _pwrite(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
 
 
 def _read_back(fd, length):

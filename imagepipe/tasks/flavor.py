@@ -37,9 +37,8 @@ class VerifyBaseSize(ImageTask):
             return {'path': base, 'size': None, 'virtual_size': None}
         virtual = formats.qemu_info(base).virtual_size
         if size < virtual:
-            raise FlavorDiskSmallerThanImage(
-                "Flavor's disk is too small for requested image. Flavor "
-                f'disk is {size} bytes, image is {virtual} bytes.')
+            raise formats.too_large(base, virtual, size,
+                                    FlavorDiskSmallerThanImage)
         return {'path': base, 'size': size, 'virtual_size': virtual}
 
     def preview(self, base, size, touch, **_):

@@ -25,7 +25,6 @@ import os
 
 from oslo_utils.imageutils import format_inspector
 
-from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import content
 from imagepipe.tasks import formats
@@ -130,10 +129,7 @@ def _inspect(fetched, part, base, max_size, expected_format,
         declared = expected_format or fetched.get('disk_format')
         info = _check_fresh(path, declared, vmdk_allowed_types, deep)
     if max_size and info.virtual_size > max_size:
-        raise formats.unacceptable(
-            path, f'image virtual size {info.virtual_size} bytes is '
-            f"larger than the flavor's root disk {max_size} bytes",
-            exception.FlavorDiskTooSmall)
+        raise formats.too_large(path, info.virtual_size, max_size)
     return {'cached': cached, 'path': path,
             'format': info.file_format, 'virtual_size': info.virtual_size,
             'cluster_size': info.cluster_size}

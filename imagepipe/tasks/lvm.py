@@ -13,6 +13,7 @@ from taskflow.types import failure
 from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import contract
+from imagepipe.tasks import formats
 from imagepipe.tasks import resize
 
 LOG = logging.getLogger(__name__)
@@ -93,11 +94,9 @@ def _vg_free(vg, columns):
     return int(out.strip().split('|')[-1])
 
 
-def _check_fits(size, virtual_size):
+def _check_fits(path, size, virtual_size):
     if size is not None and size < virtual_size:
-        raise exception.FlavorDiskTooSmall(
-            f'flavor disk is {size} bytes, smaller than the image '
-            f'({virtual_size} bytes)')
+        raise formats.too_large(path, virtual_size, size)
 
 
 def _check_free(vg, columns, needed, sparse):
@@ -115,7 +114,7 @@ def _check_free(vg, columns, needed, sparse):
 def _create(vg, lv, size, image, sparse, vgs_columns, check_size):
     virtual_size = image['virtual_size']
     if check_size:
-        _check_fits(size, virtual_size)
+        _check_fits(image['path'], size, virtual_size)
     needed = lv_size(size, virtual_size)
     existing = _existing_size(vg, lv)
     if existing is None:

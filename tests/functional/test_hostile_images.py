@@ -48,12 +48,12 @@ def base_of(env, image):
                         hashlib.sha1(image.encode()).hexdigest())
 
 
-def assert_refused(result, env, reason):
+def assert_refused(result, env, reason, step='root-inspect'):
     """Exit 1, one line naming the step and ``reason``, an empty cache."""
     assert result.rc == 1, result
     line = result.error_line()
     assert line.startswith(f'imagepipe: error: run {first_run_id(result)} '
-                           'failed and was reverted at step root-inspect: '
+                           f'failed and was reverted at step {step}: '
                            'image '), line
     assert reason in line, line
     assert cache_files(env) == []
@@ -266,8 +266,8 @@ class TestCompressedBomb:
         assert images.info(bomb)['virtual-size'] == 4 * GiB
         env = env_for(tmp_path / 'env', 'gazpacho', extra)
         assert_refused(env.run(bomb), env,
-                       f'image virtual size {4 * GiB} bytes is larger than '
-                       f"the flavor's root disk {GiB} bytes")
+                       'virtual size 4.0 GiB exceeds root disk 1.0 GiB: use '
+                       '--root-gb 4 or more', step='root-fetch')
 
     def test_from_a_server_refused_in_juno_too(self, tmp_path, bomb):
         served = tmp_path / 'served'
@@ -276,4 +276,4 @@ class TestCompressedBomb:
         env = env_for(tmp_path / 'env', 'juno')
         with httpserver.Server(served) as server:
             r = env.run(server.url('bomb.qcow2'))
-        assert_refused(r, env, 'is larger than the flavor')
+        assert_refused(r, env, "Flavor's disk is too small", 'root-fetch')

@@ -13,9 +13,11 @@ from imagepipe import exception
 from imagepipe import sources
 from imagepipe.sources import resume
 from imagepipe.sources.base import CHUNK_SIZE
+from imagepipe.tasks import formats
 from imagepipe.tasks import locks
 from imagepipe.tasks.fetch import Fetch
 from imagepipe.tasks.fetch import download
+from imagepipe.tasks.inspect import Inspect
 from tests import httpserver
 from tests import images
 
@@ -438,3 +440,92 @@ def test_short_unaligned_chunks_keep_zero_skipping_exact(
     assert data_blocks * 4096 <= images.allocated(cache['part']) <= (
         (data_blocks + 2) * 4096 + 64 * 1024)
     assert len(seen) > len(data) // CHUNK_SIZE + 1   # short chunks went by
+
+
+# -- an image too large for the flavor stops at its header -------------------
+
+GiB = 1024 ** 3
+
+
+@pytest.fixture(scope='module')
+def big(tmp_path_factory):
+    """A qcow2 of 2 GiB virtual size holding 12 MiB of random data."""
+    d = tmp_path_factory.mktemp('big')
+    raw = str(d / 'big.raw')
+    with open(raw, 'wb') as f:
+        f.write(os.urandom(12 * 2**20))
+        f.truncate(2 * GiB)
+    made = images.convert(raw, str(d / 'big.qcow2'), 'qcow2')
+    os.unlink(raw)
+    return made
+
+
+def fetch_limited(image, cache, max_size, written):
+    """Fetch ``image`` with the flavor's ``max_size``; ``written`` gets the
+    bytes each progress report says the .part holds."""
+    task = Fetch('fetch')
+    task.notifier.register(tf_task.EVENT_UPDATE_PROGRESS,
+                           lambda event, details: written.append(
+                               details['done']))
+    return task.execute(image=image, glance=None, part=cache['part'],
+                        base=cache['base'], max_size=max_size, lock=None)
+
+
+def test_too_large_stops_before_writing_with_the_inspection_refusal(
+        big, cache):
+    written = []
+    with pytest.raises(exception.FlavorDiskTooSmall) as early:
+        fetch_limited(big, cache, GiB, written)
+    assert written == []  # refused on the first chunk, before writing it
+    assert os.listdir(cache['dir']) == []
+    assert str(early.value) == (
+        f"image {cache['part']} is unacceptable: Flavor's disk is too small "
+        'for requested image: virtual size 2.0 GiB exceeds root disk 1.0 '
+        'GiB: use --root-gb 2 or more')
+    # the whole download, inspected, is refused in the same words
+    fetched = fetch(big, cache)
+    with pytest.raises(exception.FlavorDiskTooSmall) as late:
+        Inspect('inspect').execute(
+            fetched=fetched, part=cache['part'], base=cache['base'],
+            max_size=GiB, expected_format=None, vmdk_allowed_types=None,
+            lock=None)
+    assert str(late.value) == str(early.value)
+
+
+def test_an_image_that_fits_is_fetched_whole_looked_at_once(
+        big, cache, monkeypatch):
+    looked = []
+    eat = formats.HeaderSize.eat
+    monkeypatch.setattr(formats.HeaderSize, 'eat', lambda self, chunk: (
+        looked.append(len(chunk)), eat(self, chunk))[1])
+    written = []
+    result = fetch_limited(big, cache, 2 * GiB, written)
+    assert filecmp.cmp(big, cache['part'], shallow=False)
+    assert result['size'] == written[-1] == os.path.getsize(big)
+    assert looked == [CHUNK_SIZE]  # the qcow2 header is in the first chunk
+
+
+def test_raw_too_large_by_its_length(raw_image, cache):
+    with pytest.raises(exception.FlavorDiskTooSmall,
+                       match='virtual size 0.1 GiB exceeds root disk 0.0 '
+                       'GiB: use --root-gb 1 or more'):
+        fetch_limited(raw_image, cache, 32 * 2**20, [])
+    assert os.listdir(cache['dir']) == []
+
+
+def test_continued_part_shows_its_header(big, cache):
+    """A .part continued after a crash holds the header: it is read back,
+    so the refusal comes before any new byte is written."""
+    crash_after_first_chunk(big, cache)
+    written = []
+    with pytest.raises(exception.FlavorDiskTooSmall,
+                       match='virtual size 2.0 GiB exceeds root disk 1.0'):
+        fetch_limited(big, cache, GiB, written)
+    assert written == []
+    assert os.listdir(cache['dir']) == []
+
+
+def test_no_limit_no_look(big, cache, monkeypatch):
+    monkeypatch.setattr(formats, 'HeaderSize', None)
+    fetch(big, cache)
+    assert filecmp.cmp(big, cache['part'], shallow=False)

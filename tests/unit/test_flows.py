@@ -292,6 +292,19 @@ def test_icehouse_fetch_lock_check_and_essex_semaphores(build):
         assert (essex in notes) is (release == 'essex'), release
 
 
+@pytest.mark.parametrize('release', RELEASES + ('gazpacho',))
+def test_fetch_stops_early_where_the_size_is_checked(build, release):
+    """The fetch is given the inspection's limit, with the note, exactly
+    where the release compares the image with the flavor (Grizzly on, and
+    gazpacho's check before converting)."""
+    plan = build(release)
+    limit = plan.inject('root-inspect')['max_size']
+    assert limit == (None if release in ('essex', 'folsom') else 10 * GiB)
+    assert plan.inject('root-fetch').get('max_size') == limit
+    note = deviations.note('header-size')
+    assert (note in plan.notes('root-fetch')) is bool(limit)
+
+
 def test_disable_process_locking(build):
     plan = build('juno', disable_process_locking=True)
     assert plan.inject('root-fetch')['lock']['external'] is True

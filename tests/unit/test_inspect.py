@@ -237,8 +237,9 @@ def test_declared_format_without_inspector(raw_image, cache):
 
 def test_larger_than_flavor(qcow2_image, cache, lock):
     with pytest.raises(exception.FlavorDiskTooSmall,
-                       match=f'image virtual size {64 * MiB} bytes is larger '
-                       f"than the flavor's root disk {32 * MiB} bytes"):
+                       match="Flavor's disk is too small for requested "
+                       'image: virtual size 0.1 GiB exceeds root disk 0.0 '
+                       'GiB: use --root-gb 1 or more$'):
         fetch_then_inspect(qcow2_image, cache, lock, max_size=32 * MiB)
     assert os.listdir(cache['dir']) == []
     assert not locks.is_held('abc')

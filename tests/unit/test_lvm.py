@@ -19,7 +19,7 @@ from tests import standins
 
 MiB = images.MiB
 FAILED = failure.Failure.from_exception(RuntimeError('x'))
-IMAGE = {'virtual_size': 64 * MiB}
+IMAGE = {'path': '/nova/_base/abc', 'virtual_size': 64 * MiB}
 
 
 @pytest.fixture

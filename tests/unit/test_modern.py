@@ -700,8 +700,9 @@ def test_run_oversized_image_refused_before_conversion(site, made, text):
     with pytest.raises(exception.FlavorDiskTooSmall) as e:
         site.run(made['big'], text=text)
     assert str(e.value).endswith(
-        f'is unacceptable: image virtual size {2 * GiB} bytes is larger '
-        f"than the flavor's root disk {GiB} bytes")
+        "is unacceptable: Flavor's disk is too small for requested image: "
+        'virtual size 2.0 GiB exceeds root disk 1.0 GiB: use --root-gb 2 or '
+        'more')
     assert site.state_of_flow() == states.REVERTED
     assert site.cache_files() == []
     assert not os.path.exists(site.disk())
