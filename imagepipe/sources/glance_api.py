@@ -103,9 +103,11 @@ class Api:
             if response.status_code >= 400:
                 what = http_source.STATUS_WORDS.get(response.status_code,
                                                     'refused')
+                hint = http_source.STATUS_HINTS.get(response.status_code)
                 raise exception.SourceError(
                     f'{self.ref}: {url}: {what} '
-                    f'({glance_errors.explain(response)})')
+                    f'({glance_errors.explain(response)})'
+                    + (f': {hint}' if hint else ''))
             return response
         raise base.Unreachable(
             f'no Glance API server reachable ({"; ".join(failures)})')

@@ -300,6 +300,7 @@ def test_unknown_image(glance, tmp_path):
     assert status == 1
     assert re.search(r'root-fetch: \S+: http://127\.0\.0\.1:\d+/v2/images/'
                      f'{missing}: not found \\(HTTP 404', _error(err))
+    assert _error(err).endswith(': check the image reference')
 
 
 def test_unreachable_endpoint(tmp_path):
