@@ -113,6 +113,16 @@ def _oslo_group(group):
     return None if group == 'DEFAULT' else group
 
 
+def note_of(opt, release):
+    """What ``config`` says of an option that is no flow input."""
+    ignored = opt.attribute('ignored', release)
+    if ignored:
+        return f'read, no effect in imagepipe: {ignored}'
+    if opt.read_by:
+        return f'read by {opt.read_by}, not by a flow'
+    return None
+
+
 class ReleaseConfig:
     """The effective options of one release, with where each came from."""
 
@@ -220,12 +230,10 @@ class ReleaseConfig:
         rows = []
         for opt in self.options:
             own = opt.spelling_in(self.options_release)
-            ignored = opt.attribute('ignored', self.options_release)
             rows.append({'key': opt.key, 'option': own.label,
                          'value': self.value(opt.key),
                          'source': self.source(opt.key),
-                         'note': f'read, no effect in imagepipe: {ignored}'
-                         if ignored else None})
+                         'note': note_of(opt, self.options_release)})
         for o in IMAGEPIPE_OPTS:
             value = (self.release if o.dest == 'release'
                      else self.conf.imagepipe[o.dest])

@@ -73,6 +73,9 @@ class Option:
     #: the release's Nova did not apply it either: nothing is lost, so a
     #: value set for it draws no warning
     ignored_by_nova: bool = False
+    #: the commands that read it when it is no flow input (the fleet's
+    #: options configure the conductor, not the steps of a run)
+    read_by: str | None = None
 
     def spelling_in(self, release):
         for s in self.spellings:
@@ -353,23 +356,27 @@ OPTIONS = (
            'Name of this host: a conductor takes the jobs posted for it. '
            'Like Nova, the host name by default.',
            (_one('DEFAULT', 'host', 'essex'),),
-           sample_default='<the host name>'),
+           sample_default='<the host name>',
+           read_by='imagepipe boot, conductor and jobs'),
     Option('jobboard_connection', 'str', None,
            'URL of the jobboard boots are posted to and conductors take '
            'them from (taskflow jobboard, e.g. redis://127.0.0.1:6379, '
            'with an optional /DB and ?password=...); unset: no jobboard, '
            'runs happen in the process that asks. imagepipe\'s own option.',
-           (_one('jobboard', 'connection', 'essex'),)),
+           (_one('jobboard', 'connection', 'essex'),),
+           read_by='imagepipe boot, conductor and jobs'),
     Option('jobboard_expiration_time', 'int', 30,
            'Seconds a conductor\'s claim on a job lasts unless renewed; a '
            'running job renews it every quarter of this, so only a '
            'conductor that died loses its jobs, this long after. '
            'imagepipe\'s own option.',
-           (_one('jobboard', 'expiration_time', 'essex'),)),
+           (_one('jobboard', 'expiration_time', 'essex'),),
+           read_by='imagepipe conductor'),
     Option('jobboard_max_concurrent_jobs', 'int', 4,
            'Jobs one conductor runs at the same time. imagepipe\'s own '
            'option.',
-           (_one('jobboard', 'max_concurrent_jobs', 'essex'),)),
+           (_one('jobboard', 'max_concurrent_jobs', 'essex'),),
+           read_by='imagepipe conductor'),
 )
 
 BY_KEY = {o.key: o for o in OPTIONS}

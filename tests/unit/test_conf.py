@@ -249,6 +249,7 @@ CHANGED = {
     'glance_api_servers': 'http://glance2.example:9292',
     'vmdk_allowed_types': 'streamOptimized',
     'image_info_filename_pattern': '/srv/records/%(image)s.json',
+    'host': 'compute-7', 'jobboard_connection': 'redis://127.0.0.1:6390',
 }
 
 #: what an option needs around it to matter: other options, the image
@@ -344,10 +345,11 @@ def test_every_option_reaches_the_flow_or_says_it_has_none(tmp_path,
                              image)
         assert before[0] != after[0], opt.key
         ignored = opt.attribute('ignored', release)
-        if ignored:
+        if ignored or opt.read_by:
             assert before[1] == after[1], opt.key
-            assert rows[opt.key]['note'] == (
-                f'read, no effect in imagepipe: {ignored}')
+            assert rows[opt.key]['note'] == loader.note_of(opt, release)
+            assert rows[opt.key]['note'].startswith(
+                'read, no effect in imagepipe: ' if ignored else 'read by ')
         else:
             assert before[1] != after[1], (
                 f'{release}: {opt.key} changes no flow input and is not '
