@@ -6,7 +6,7 @@ thread) out of the numbers and starts every measurement from the same
 imports.
 
 ``engine``     flows of N no-op tasks through persistence.open_backend,
-               RunStore.create and runs.drive (and runs.start, the path of
+               RunStore.create and driver.drive (and driver.start, the path of
                ``imagepipe run``), against the same flows run by taskflow
                with no persistence
 ``warm``       release flows on an already cached base, with the time spent
@@ -32,8 +32,8 @@ from imagepipe import flows
 from imagepipe import tools
 from imagepipe.conf import loader
 from imagepipe.conf import settings as conf_settings
+from imagepipe.runner import driver
 from imagepipe.runner import persistence
-from imagepipe.runner import runs
 from imagepipe.runner import store as run_store
 
 
@@ -73,7 +73,7 @@ def engine(args):
         start = time.perf_counter()
         fd = store.create(kwargs, flow)
         created = time.perf_counter()
-        state, _, error = runs.drive(store, fd, flow, lock_dir)
+        state, _, error = driver.drive(store, fd, flow, lock_dir)
         done = time.perf_counter()
         if state != states.SUCCESS:
             raise harness.Failed(f'no-op run ended {state}: {error}')
@@ -84,7 +84,7 @@ def engine(args):
         flow = noop_flow(f'noop-{steps}', steps)
         kwargs = _noop_kwargs(args.dir, f'noop-{count[0]}')
         t = time.perf_counter()
-        _, state, _, error = runs.start(store, kwargs, flow, lock_dir)
+        _, state, _, error = driver.start(store, kwargs, flow, lock_dir)
         took = time.perf_counter() - t
         if state != states.SUCCESS:
             raise harness.Failed(f'no-op run ended {state}: {error}')
@@ -176,7 +176,7 @@ def warm(args):
         with _ToolClock() as clock:
             start = time.perf_counter()
             flow = flows.factory(**kwargs)
-            _, state, _, error = runs.start(store, kwargs, flow,
+            _, state, _, error = driver.start(store, kwargs, flow,
                                             args.lock_dir)
             took = time.perf_counter() - start
         if state != states.SUCCESS:
@@ -212,7 +212,7 @@ def footprint(args):
     instances = kwargs['settings']['instances_path']
     seen = []
     flow = flows.factory(**kwargs)
-    _, state, _, error = runs.start(
+    _, state, _, error = driver.start(
         store, kwargs, flow, args.lock_dir,
         listeners=[lambda e: _CacheWatch(e, instances, seen)])
     if state != states.SUCCESS:

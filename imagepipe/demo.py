@@ -18,8 +18,8 @@ from imagepipe import flows
 from imagepipe import tools
 from imagepipe.conf import loader
 from imagepipe.conf import settings as conf_settings
+from imagepipe.runner import driver
 from imagepipe.runner import persistence
-from imagepipe.runner import runs
 from imagepipe.runner import store as run_store
 
 IMAGE_MB = 64
@@ -82,7 +82,7 @@ def run_release(workdir, release, image_url, listeners=()):
     store = run_store.RunStore(
         persistence.open_backend(settings['connection']))
     fd = store.create(kwargs, flow)
-    runs.drive(store, fd, flow, os.path.join(workdir, 'locks'),
+    driver.drive(store, fd, flow, os.path.join(workdir, 'locks'),
                listeners=listeners)
     return kwargs, flow, store.reload(fd)
 

@@ -1,7 +1,7 @@
 """The libvirt ``<disk>`` element a release's Nova wrote for the root disk.
 
 Pure functions of a finished run's JSON: its factory arguments
-(``{release, settings, request}``, see :mod:`imagepipe.runner.runs`) and the
+(``{release, settings, request}``, see :mod:`imagepipe.runner.driver`) and the
 results of its steps (``{step name: result}``). Nothing is probed here: what
 Nova learned from ``qemu-img info`` at boot is what the run's steps recorded.
 

@@ -22,8 +22,8 @@ from imagepipe.cmd import database
 from imagepipe.cmd import outcome
 from imagepipe.cmd import plan as plan_cmd
 from imagepipe.fleet import board as boards
+from imagepipe.runner import driver
 from imagepipe.runner import persistence
-from imagepipe.runner import runs
 
 #: seconds between two looks at the board while waiting
 POLL = 0.2
@@ -40,7 +40,7 @@ def run(args, ctx):
     with persistence.usable(connection):
         store = database.store(ctx)
         with boards.opened(settings, settings.host, _who()) as board:
-            run_id = runs.create(store, kwargs, flow, database.lock_dir(ctx))
+            run_id = driver.create(store, kwargs, flow, database.lock_dir(ctx))
             job = boards.post(board, run_id)
             print(f'run {run_id}', flush=True)
             if not args.wait:

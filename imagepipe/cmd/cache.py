@@ -17,8 +17,8 @@ from imagepipe.cache import usage
 from imagepipe.cmd import database
 from imagepipe.cmd import output
 from imagepipe.conf import settings as conf_settings
+from imagepipe.runner import driver
 from imagepipe.runner import persistence
-from imagepipe.runner import runs
 
 COLUMNS = [('name', 'FILE'), ('kind', 'KIND'), ('size', 'SIZE'),
            ('allocated', 'ALLOCATED'), ('age', 'AGE'), ('used_by', 'USED BY')]
@@ -103,7 +103,7 @@ def _clean(args, ctx, settings, store, base, decided):
     flow = cache_flow.build(**kwargs)
     connection = ctx.rconf.conf.imagepipe.connection
     with persistence.usable(connection):
-        run_id, state, step, error = runs.start_operation(
+        run_id, state, step, error = driver.start_operation(
             store, kwargs, flow, database.lock_dir(ctx))
     results = {ad.name: ad.results for ad in store.get(run_id)}
     removed = [r['path'] for r in request['remove']

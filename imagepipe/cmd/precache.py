@@ -17,8 +17,8 @@ from imagepipe.cmd import output
 from imagepipe.cmd import request as request_args
 from imagepipe.conf import settings as conf_settings
 from imagepipe.flows import paths as flow_paths
+from imagepipe.runner import driver
 from imagepipe.runner import persistence
-from imagepipe.runner import runs
 from imagepipe.tasks import locks
 from imagepipe.tasks import safefs
 
@@ -60,7 +60,7 @@ def run(args, ctx):
         flow = precache_flow.build(**kwargs)
         connection = ctx.rconf.conf.imagepipe.connection
         with persistence.usable(connection):
-            run_id, state, step, error = runs.start_operation(
+            run_id, state, step, error = driver.start_operation(
                 database.store(ctx), kwargs, flow, database.lock_dir(ctx))
         result.update(run=run_id, status='cached' if error is None
                       else 'error', error=error)

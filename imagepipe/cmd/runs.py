@@ -41,11 +41,11 @@ from imagepipe.cmd import database
 from imagepipe.cmd import outcome
 from imagepipe.cmd import output
 from imagepipe.cmd import plan as plan_cmd
+from imagepipe.runner import driver
 from imagepipe.runner import guards
 from imagepipe.runner import interrupts
 from imagepipe.runner import listeners
 from imagepipe.runner import persistence
-from imagepipe.runner import runs
 from imagepipe.runner import store as run_store
 
 LOG = logging.getLogger('imagepipe')
@@ -72,7 +72,7 @@ def run(args, ctx):
 
     try:
         with persistence.usable(database.connection(ctx)):
-            run_id, state, step, error = runs.start(
+            run_id, state, step, error = driver.start(
                 store, kwargs, flow, database.lock_dir(ctx),
                 listeners=_listeners(args.format), announce=announce)
     except interrupts.Interrupted:
@@ -274,7 +274,7 @@ def _resume_one(ctx, store, fd):
 
     try:
         with persistence.usable(database.connection(ctx)):
-            flow, state, step, error = runs.resume(
+            flow, state, step, error = driver.resume(
                 store, fd, database.lock_dir(ctx),
                 listeners=_listeners('table'), announce=announce)
     except interrupts.Interrupted:

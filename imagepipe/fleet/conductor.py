@@ -1,5 +1,5 @@
 """A host's conductor: taskflow's nonblocking conductor, each job driven by
-:func:`imagepipe.runner.runs.resume`.
+:func:`imagepipe.runner.driver.resume`.
 
 Why the nonblocking conductor: it claims up to ``max_concurrent_jobs`` jobs
 and runs each in a thread of its executor, so a long download does not hold
@@ -34,9 +34,10 @@ from taskflow.listeners import base as tf_listeners
 from imagepipe import exception
 from imagepipe import stop
 from imagepipe.fleet import board as boards
+from imagepipe.runner import driver
 from imagepipe.runner import guards
+from imagepipe.runner import interrupts
 from imagepipe.runner import listeners
-from imagepipe.runner import runs
 from imagepipe.tasks import locks
 
 LOG = logging.getLogger('imagepipe.conductor')
@@ -96,7 +97,7 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
             return True
         LOG.info('run %s: started (job %s)', run_id, job.uuid)
         try:
-            _, state, step, error = runs.resume(
+            _, state, step, error = driver.resume(
                 self._runs, fd, self._lock_dir,
                 listeners=[listeners.durations,
                            functools.partial(_Tracked, conductor=self,
@@ -107,7 +108,7 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
                       'left on the board' if busy else 'consumed')
             return not busy
         except (exception.DatabaseUnusable, tf_exceptions.StorageFailure,
-                runs.Interrupted) as e:
+                interrupts.Interrupted) as e:
             LOG.error('run %s: stopped: %s: left on the board', run_id, e)
             return False
         where = f' at step {step}' if step else ''

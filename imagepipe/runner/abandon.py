@@ -19,9 +19,9 @@ from taskflow.types import failure
 
 from imagepipe import exception
 from imagepipe import flows
+from imagepipe.runner import driver
 from imagepipe.runner import guards
 from imagepipe.runner import interrupts
-from imagepipe.runner import runs as driver
 from imagepipe.runner import store
 from imagepipe.tasks import safefs
 

@@ -11,114 +11,26 @@ It is registered as taskflow's ``sqlite3`` persistence backend, so
 other. (``sqlite://`` stays taskflow's SQLAlchemy backend there; imagepipe's
 own ``[imagepipe] connection`` maps ``sqlite://`` URLs to this one.)
 
-The tables and their columns are the ones taskflow's SQL backend creates on
-SQLite, values encoded the same way (JSON text, ``YYYY-MM-DD HH:MM:SS.ffffff``
-times), so a run database written by either reads with the other. Every
+The tables, columns and encodings are taskflow's SQL backend's
+(:mod:`imagepipe.runner.sqlite_rows`), so a run database written by either
+reads with the other. Every
 call is one transaction; a read-modify-write one starts with ``BEGIN
 IMMEDIATE`` so that concurrent processes queue on the busy timeout instead of
 failing to upgrade a read lock.
 """
 
 import contextlib
-import datetime
 import sqlite3
 import threading
 from urllib import parse
 
-from oslo_serialization import jsonutils
 from taskflow import exceptions as exc
 from taskflow.persistence import base
 from taskflow.persistence import models
 
+from imagepipe.runner import sqlite_rows as rows
+
 BUSY_TIMEOUT_S = 30
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS logbooks (
-    created_at DATETIME,
-    updated_at DATETIME,
-    meta TEXT,
-    name VARCHAR(255),
-    uuid VARCHAR(64) NOT NULL,
-    PRIMARY KEY (uuid),
-    UNIQUE (uuid)
-);
-CREATE TABLE IF NOT EXISTS flowdetails (
-    created_at DATETIME,
-    updated_at DATETIME,
-    parent_uuid VARCHAR(64),
-    meta TEXT,
-    name VARCHAR(255),
-    state VARCHAR(255),
-    uuid VARCHAR(64) NOT NULL,
-    PRIMARY KEY (uuid),
-    FOREIGN KEY(parent_uuid) REFERENCES logbooks (uuid) ON DELETE CASCADE,
-    UNIQUE (uuid)
-);
-CREATE TABLE IF NOT EXISTS atomdetails (
-    created_at DATETIME,
-    updated_at DATETIME,
-    meta TEXT,
-    parent_uuid VARCHAR(64),
-    name VARCHAR(255),
-    version VARCHAR(64),
-    state VARCHAR(255),
-    uuid VARCHAR(64) NOT NULL,
-    failure TEXT,
-    results TEXT,
-    revert_results TEXT,
-    revert_failure TEXT,
-    atom_type VARCHAR(12),
-    intention VARCHAR(7),
-    PRIMARY KEY (uuid),
-    FOREIGN KEY(parent_uuid) REFERENCES flowdetails (uuid) ON DELETE CASCADE,
-    UNIQUE (uuid)
-);
-"""
-
-#: columns holding JSON text
-JSON_COLUMNS = ('meta', 'failure', 'results', 'revert_results',
-                'revert_failure')
-TIME_FORMAT = '%Y-%m-%d %H:%M:%S.%f'
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime(TIME_FORMAT)
-
-
-def _decode(row):
-    values = dict(row)
-    for column in JSON_COLUMNS:
-        if values.get(column) is not None:
-            values[column] = jsonutils.loads(values[column])
-    for column in ('created_at', 'updated_at'):
-        if values.get(column) is not None:
-            values[column] = datetime.datetime.fromisoformat(values[column])
-    return values
-
-
-def _encode(values):
-    values = dict(values)
-    for column in JSON_COLUMNS:
-        if values.get(column) is not None:
-            values[column] = jsonutils.dumps(values[column])
-    for column in ('created_at', 'updated_at'):
-        if isinstance(values.get(column), datetime.datetime):
-            values[column] = values[column].strftime(TIME_FORMAT)
-    return values
-
-
-def _book(row):
-    return models.LogBook.from_dict(_decode(row))
-
-
-def _flow(row):
-    return models.FlowDetail.from_dict(_decode(row))
-
-
-def _atom(row):
-    values = _decode(row)
-    return models.atom_detail_class(values.pop('atom_type')).from_dict(values)
-
 
 def _path(conf):
     """``conf['path']``, else the file of ``conf['connection']``, a
@@ -191,7 +103,7 @@ class Connection(base.Connection):
 
     def upgrade(self):
         with self._tx(write=True, what='creating the run database') as db:
-            for statement in SCHEMA.split(';'):
+            for statement in rows.SCHEMA.split(';'):
                 if statement.strip():
                     db.execute(statement)
 
@@ -203,17 +115,17 @@ class Connection(base.Connection):
 
     @staticmethod
     def _insert(db, table, values):
-        values = _encode(values)
+        values = rows.encode(values)
         values.setdefault('created_at', None)
-        values['created_at'] = values['created_at'] or _now()
+        values['created_at'] = values['created_at'] or rows.now()
         names = ', '.join(values)
         marks = ', '.join(f':{name}' for name in values)
         db.execute(f'INSERT INTO {table} ({names}) VALUES ({marks})', values)
 
     @staticmethod
     def _update(db, table, values):
-        values = _encode(values)
-        values['updated_at'] = _now()
+        values = rows.encode(values)
+        values['updated_at'] = rows.now()
         values.pop('created_at', None)
         sets = ', '.join(f'{name} = :{name}' for name in values
                          if name != 'uuid')
@@ -265,7 +177,7 @@ class Connection(base.Connection):
                 for fd in book:
                     self._insert_flow(db, fd, book.uuid)
                 return book
-            e_lb = _book(row)
+            e_lb = rows.book(row)
             self._populate_book(db, e_lb)
             e_lb.merge(book)
             self._update(db, 'logbooks', e_lb.to_dict())
@@ -296,21 +208,21 @@ class Connection(base.Connection):
         return row
 
     def _atom_row(self, db, uuid):
-        return _atom(self._one(db, 'atomdetails', uuid, 'atom details'))
+        return rows.atom(self._one(db, 'atomdetails', uuid, 'atom details'))
 
     def _flow_row(self, db, uuid):
-        return _flow(self._one(db, 'flowdetails', uuid, 'flow details'))
+        return rows.flow(self._one(db, 'flowdetails', uuid, 'flow details'))
 
     @staticmethod
     def _flows_of(db, book_uuid):
-        return [_flow(row) for row in db.execute(
+        return [rows.flow(row) for row in db.execute(
             'SELECT * FROM flowdetails WHERE parent_uuid = ?', (book_uuid,))]
 
     @staticmethod
     def _populate_flow(db, fd):
         for row in db.execute(
                 'SELECT * FROM atomdetails WHERE parent_uuid = ?', (fd.uuid,)):
-            fd.add(_atom(row))
+            fd.add(rows.atom(row))
 
     def _populate_book(self, db, book):
         for fd in self._flows_of(db, book.uuid):
@@ -319,14 +231,14 @@ class Connection(base.Connection):
 
     def get_logbook(self, book_uuid, lazy=False):
         with self._tx() as db:
-            book = _book(self._one(db, 'logbooks', book_uuid, 'logbook'))
+            book = rows.book(self._one(db, 'logbooks', book_uuid, 'logbook'))
             if not lazy:
                 self._populate_book(db, book)
         return book
 
     def get_logbooks(self, lazy=False):
         with self._tx() as db:
-            books = [_book(row) for row in db.execute(
+            books = [rows.book(row) for row in db.execute(
                 'SELECT * FROM logbooks')]
             if not lazy:
                 for book in books:
@@ -354,7 +266,7 @@ class Connection(base.Connection):
 
     def get_atoms_for_flow(self, fd_uuid):
         with self._tx() as db:
-            atoms = [_atom(row) for row in db.execute(
+            atoms = [rows.atom(row) for row in db.execute(
                 'SELECT * FROM atomdetails WHERE parent_uuid = ?',
                 (fd_uuid,))]
         yield from atoms

@@ -4,7 +4,7 @@
                              [--group] -- IMAGEPIPE ARGS...
 
 The harness calls ``imagepipe.cmd.main.main`` in this process after wrapping
-``imagepipe.runner.runs.start``, ``drive`` and ``resume`` (what ``run``
+``imagepipe.runner.driver.start``, ``drive`` and ``resume`` (what ``run``
 and ``resume`` call) so that every engine they drive gets one more taskflow
 listener. That listener sends SIGKILL to this process:
 
@@ -83,7 +83,7 @@ def main():
         during = (name, float(fraction))
 
     from imagepipe.cmd import main as imagepipe_main
-    from imagepipe.runner import runs
+    from imagepipe.runner import driver
 
     def killer(engine):
         return Killer(engine, args.kill_after, during, args.group)
@@ -93,9 +93,9 @@ def main():
             return real(*a, listeners=tuple(listeners) + (killer,), **kw)
         return wrapped
 
-    runs.start = with_killer(runs.start)
-    runs.drive = with_killer(runs.drive)
-    runs.resume = with_killer(runs.resume)
+    driver.start = with_killer(driver.start)
+    driver.drive = with_killer(driver.drive)
+    driver.resume = with_killer(driver.resume)
     return imagepipe_main.main(argv)
 
 

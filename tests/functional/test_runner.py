@@ -300,7 +300,7 @@ def test_fingerprint_follows_the_graph(tmp_path, small):
     from imagepipe import flows
     from imagepipe.conf import loader
     from imagepipe.conf import settings as conf_settings
-    from imagepipe.runner import runs
+    from imagepipe.runner import driver
     from imagepipe.runner import store
 
     env = Env(tmp_path / 'env')
@@ -326,14 +326,14 @@ def test_fingerprint_follows_the_graph(tmp_path, small):
                 'imagepipe': {'release': 'folsom',
                               'fingerprint': store.fingerprint(flow)}}
 
-    assert store.fingerprint(runs.rebuild(Stored)) == store.fingerprint(flow)
+    assert store.fingerprint(driver.rebuild(Stored)) == store.fingerprint(flow)
     Stored.meta['factory']['kwargs']['settings']['force_raw_images'] = False
     with pytest.raises(exception.Refused,
                        match='another version of the folsom'):
-        runs.rebuild(Stored)
+        driver.rebuild(Stored)
     Stored.meta['factory']['kwargs']['release'] = 'nosuchrelease'
     with pytest.raises(exception.Refused, match='cannot be rebuilt'):
-        runs.rebuild(Stored)
+        driver.rebuild(Stored)
 
 
 def test_two_resumes_cannot_both_drive_a_run(big_env):
