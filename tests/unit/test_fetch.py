@@ -254,9 +254,16 @@ def test_lock_held_then_released_by_revert(raw_image, cache, lock):
 
 
 def test_revert_tolerates_missing_part(cache):
+    """A run that found the base cached made no .part: its revert removes
+    nothing, above all not the cached base other instances use."""
+    with open(cache['base'], 'wb') as f:
+        f.write(b'cached')
     Fetch('fetch').revert(result={'cached': True, 'path': cache['base']},
                           image='x', glance=None, part=cache['part'],
                           base=cache['base'], lock=None)
+    assert os.listdir(cache['dir']) == ['abc']
+    with open(cache['base'], 'rb') as f:
+        assert f.read() == b'cached'
 
 
 def test_describe():
