@@ -28,6 +28,7 @@ import time
 
 import pytest
 
+from tests import httpserver
 from tests import images
 
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -338,3 +339,17 @@ def start_slow_convert(env, tmp_path, rate):
                       if f.endswith('.converted')], 'the convert to start')
     return p
 
+
+def concurrent_runs(env, image, count, served_dir):
+    """``count`` runs of ``image`` at once (instances vm0, vm1...), fetched
+    from a server in ``served_dir`` slow enough that they overlap (a
+    download lasts 1.5 s): (their results, the server's GETs of it)."""
+    os.makedirs(served_dir, exist_ok=True)
+    name = os.path.basename(image)
+    shutil.copy(image, os.path.join(served_dir, name))
+    rate = os.path.getsize(image) / 1.5
+    with httpserver.Server(served_dir, rate=rate) as server:
+        url = server.url(name)
+        procs = [env.popen('run', '--image', url, '--instance', f'vm{i}',
+                           '--root-gb', '1') for i in range(count)]
+        return [finish(p) for p in procs], server.gets(name)

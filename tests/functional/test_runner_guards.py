@@ -7,16 +7,15 @@ runner_env for how runs are driven).
 import copy
 import json
 import os
-import shutil
 
 import pytest
 
-from tests import httpserver
 from tests import images
 from tests.functional.runner_env import FOLSOM_STEPS
 from tests.functional.runner_env import Env
 from tests.functional.runner_env import MiB
 from tests.functional.runner_env import assert_same
+from tests.functional.runner_env import concurrent_runs
 from tests.functional.runner_env import content_digest
 from tests.functional.runner_env import finish
 from tests.functional.runner_env import first_run_id
@@ -193,19 +192,10 @@ def test_run_refuses_an_instance_with_a_disk(tmp_path, small):
 
 def test_four_concurrent_runs_download_once(tmp_path, small):
     raw, qcow2 = small
-    root = str(tmp_path / 'served')
-    os.makedirs(root)
-    shutil.copy(qcow2, os.path.join(root, 'small.qcow2'))
     env = Env(tmp_path / 'env')
-    rate = os.path.getsize(qcow2) / 1.5  # the download lasts 1.5 s
-    with httpserver.Server(root, rate=rate) as server:
-        url = server.url('small.qcow2')
-        procs = [env.popen('run', '--image', url, '--instance', f'vm{i}',
-                           '--root-gb', '1') for i in range(4)]
-        results = [finish(p) for p in procs]
-        for r in results:
-            assert r.rc == 0, r
-        assert len(server.gets('small.qcow2')) == 1
+    results, gets = concurrent_runs(env, qcow2, 4, tmp_path / 'served')
+    assert [r.rc for r in results] == [0] * 4, results
+    assert len(gets) == 1
     fetched = [env.result(first_run_id(r), 'root-fetch')['cached']
                for r in results]
     assert sorted(fetched) == [False, True, True, True]
