@@ -176,7 +176,7 @@ def warm_boot(env, number):
         _spread_row('B: qemu-img create + resize', b, fmt_ms),
         _spread_row('A - B (subprocess)', [x - y for x, y in zip(a, b)],
                     fmt_ms),
-        _spread_row('A in-process (runs.start, warm process)', total,
+        _spread_row('A in-process (driver.start, warm process)', total,
                     fmt_ms),
         _spread_row('  of which external commands', tools, fmt_ms),
         _spread_row('  engine + persistence + Python (A in-process - '
@@ -418,7 +418,7 @@ def engine_overhead(env, number):
                   f'(ms per run, median of {runs_n})',
                   ['steps', 'taskflow, no persistence',
                    'create + drive (SQLite)', 'of which create',
-                   'runs.start (SQLite)', 'SQLite / no persistence'])
+                   'driver.start (SQLite)', 'SQLite / no persistence'])
     for steps in ('8', '32'):
         row = per[steps]
         table.add(steps, fmt_ms(spread(row['bare'])[0]),
@@ -437,7 +437,7 @@ def engine_overhead(env, number):
         f'{fmt_ms(found["open_backend"])} ms once per process; listing all '
         f'{found["stored_runs"]["after"]} stored runs '
         f'{fmt_ms(found["list_all_runs"])} ms, finding the runs of one '
-        f'instance among them (what runs.start does before every run) '
+        f'instance among them (what driver.start does before every run) '
         f'{fmt_ms(found["runs_of_instance"])} ms.')
     res.tables.append(table)
     res.targets.append(Target(

@@ -1,11 +1,15 @@
-"""Images the functional tests of runs share (built once per module)."""
+"""Images and the served environment the functional tests of runs share
+(built once per module)."""
 
 import os
 
 import pytest
 
+from tests import httpserver
+from tests.functional.runner_env import Env
 from tests.functional.runner_env import MiB
 from tests.functional.runner_env import ext4_qcow2
+from tests.functional.runner_env import snapshot
 
 
 @pytest.fixture(scope='module')
@@ -23,3 +27,26 @@ def served(tmp_path_factory):
     d = str(tmp_path_factory.mktemp('served'))
     raw, _ = ext4_qcow2(d, 'big', 32, {'data.bin': os.urandom(12 * MiB)})
     return d, raw
+
+
+@pytest.fixture(scope='module')
+def big(tmp_path_factory, served):
+    """An environment fetching big.qcow2 from a server on a fixed port,
+    with the snapshot of an uninterrupted folsom run of it."""
+    root, raw = served
+    env = Env(tmp_path_factory.mktemp('big') / 'env')
+    with httpserver.Server(root) as server:
+        env.server, env.url, env.raw = server, server.url('big.qcow2'), raw
+        clean = env.run(env.url)
+        assert clean.rc == 0, clean
+        env.want = snapshot(env.instances)
+        yield env
+
+
+@pytest.fixture
+def big_env(big):
+    big.wipe()
+    big.server.rate = None
+    big.mark = len(big.server.requests)
+    yield big
+    big.server.rate = None

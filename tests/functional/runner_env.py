@@ -28,6 +28,7 @@ import time
 
 import pytest
 
+from tests import httpserver
 from tests import images
 
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -37,6 +38,10 @@ FAKE_TIME = {'E2FSCK_TIME': '1700000000',
              'E2FSPROGS_FAKE_TIME': '1700000000'}
 TEMPORARY = ('.part', '.converted', '.tmp', '.directio')
 PATH = os.environ.get('PATH', '') + ':/usr/sbin:/sbin'  # e2fsck, resize2fs
+#: the steps of the folsom default flow (qcow2 backed by a resized base)
+FOLSOM_STEPS = ['root-fetch', 'root-inspect', 'root-convert', 'root-publish',
+                'root-copy-base', 'root-resize-base', 'root-resize-fs-base',
+                'root-overlay', 'verify']
 
 
 # -- images -------------------------------------------------------------------
@@ -310,3 +315,41 @@ def tmpfs(path, size):
 def runs_json(env):
     return {r['id']: r for r in env.cli('runs', '--all', '--format',
                                         'json').json()}
+
+
+def new_gets(env):
+    """The GETs of big.qcow2 since the test started."""
+    return [g for g in env.server.gets()[env.mark:]
+            if g['path'] == '/big.qcow2']
+
+
+def start_slow_convert(env, tmp_path, rate):
+    """A run in a process group of its own, once its convert has started.
+
+    The real qemu-img converts at ``rate`` (a 32 MiB convert takes ~30 ms
+    otherwise), so that the convert is surely in progress; ``env.path`` is
+    to be reset by the caller.
+    """
+    env.path = qemu_img_wrapper(
+        str(tmp_path / 'bin'),
+        f'convert) shift; exec "$REAL" convert -r {rate} "$@";;')
+    p = env.popen('run', '--image', env.url, '--instance', 'vm1',
+                  '--root-gb', '1', group=True)
+    wait_for(lambda: [f for f in all_files(env.instances)
+                      if f.endswith('.converted')], 'the convert to start')
+    return p
+
+
+def concurrent_runs(env, image, count, served_dir):
+    """``count`` runs of ``image`` at once (instances vm0, vm1...), fetched
+    from a server in ``served_dir`` slow enough that they overlap (a
+    download lasts 1.5 s): (their results, the server's GETs of it)."""
+    os.makedirs(served_dir, exist_ok=True)
+    name = os.path.basename(image)
+    shutil.copy(image, os.path.join(served_dir, name))
+    rate = os.path.getsize(image) / 1.5
+    with httpserver.Server(served_dir, rate=rate) as server:
+        url = server.url(name)
+        procs = [env.popen('run', '--image', url, '--instance', f'vm{i}',
+                           '--root-gb', '1') for i in range(count)]
+        return [finish(p) for p in procs], server.gets(name)

@@ -344,12 +344,14 @@ class _Hangup:
             conn.close()
 
 
-def test_num_retries_moves_to_the_next_server(glance, uploaded, tmp_path):
+def test_num_retries_moves_to_the_next_server(glance, uploaded, file_runs,
+                                              tmp_path):
     """Nova's [DEFAULT] glance_num_retries: 0 tries one server only; 1
     tries the next after the first failed, and that one is used."""
     first = _Hangup()
     servers = [f'127.0.0.1:{first.port}', f'127.0.0.1:{glance.port}']
     image = uploaded['compressed-qcow2']
+    asked = len(_image_requests(glance, image))
     root = tmp_path / 'once'
     root.mkdir()
     status, report, err = Site(root, servers).run('grizzly', image)
@@ -358,13 +360,19 @@ def test_num_retries_moves_to_the_next_server(glance, uploaded, tmp_path):
                      rf'{first.port}/v2/images/{image}: unreachable: [^;]*\)$',
                      _error(err)), err
     assert first.accepted == 1
+    assert len(_image_requests(glance, image)) == asked   # never the next
     root = tmp_path / 'retried'
     root.mkdir()
     site = Site(root, servers, 'glance_num_retries = 1\n')
     status, report, err = site.run('grizzly', image)
     assert status == 0, err
     assert first.accepted == 3   # the metadata and the data: first, next
+    assert _image_requests(glance, image)[asked:] == [
+        f'GET /v2/images/{image} HTTP/1.1 200 range=-',
+        f'GET /v2/images/{image}/file HTTP/1.1 200 range=-']
     assert step(report, 'root-fetch')['state'] == 'SUCCESS'
+    assert_same_outputs(site.outputs(image),
+                        file_runs('grizzly', 'compressed-qcow2'))
     first.listener.close()
 
 
@@ -445,6 +453,13 @@ def test_insecure_skips_certificate_verification(glance, uploaded, tmp_path):
 
 #: Bytes of the answer the relay passes before holding the download.
 HOLD_AFTER = 8 * MiB
+
+
+def _image_requests(server, image_id):
+    """The access log's lines of the requests for the image (its metadata
+    and its data), in order."""
+    return [line for line in server.access_log()
+            if line.startswith(f'GET /v2/images/{image_id}')]
 
 
 def _file_requests(server, image_id):

@@ -16,11 +16,11 @@ import pytest
 
 from tests import httpserver
 from tests import images
-from tests.functional.test_runner import PATH
-from tests.functional.test_runner import Env
-from tests.functional.test_runner import first_run_id
-from tests.functional.test_runner import killed
-from tests.functional.test_runner import qemu_img_wrapper
+from tests.functional.runner_env import PATH
+from tests.functional.runner_env import Env
+from tests.functional.runner_env import first_run_id
+from tests.functional.runner_env import killed
+from tests.functional.runner_env import qemu_img_wrapper
 
 pytestmark = pytest.mark.slow
 

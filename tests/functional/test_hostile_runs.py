@@ -8,7 +8,6 @@ than happened."""
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -17,6 +16,7 @@ from tests import httpserver
 from tests import images
 from tests.functional.runner_env import Env
 from tests.functional.runner_env import MiB
+from tests.functional.runner_env import concurrent_runs
 from tests.functional.runner_env import ext4_qcow2
 from tests.functional.runner_env import finish
 from tests.functional.runner_env import first_run_id
@@ -41,29 +41,16 @@ def same_as_image(disk, raw):
     images.sh('qemu-img', 'compare', '-F', 'raw', disk, raw)
 
 
-def served_copy(tmp_path, image, name):
-    root = str(tmp_path / 'served')
-    os.makedirs(root, exist_ok=True)
-    shutil.copy(image, os.path.join(root, name))
-    return root
-
-
 class TestProcessLockingOption:
     """disable_process_locking = true keeps the cache's lock files."""
 
     def test_six_runs_download_once(self, tmp_path, small):
         raw, qcow2 = small
-        root = served_copy(tmp_path, qcow2, 'small.qcow2')
         env = Env(tmp_path / 'env', release='gazpacho')
         env.configure('[oslo_concurrency]\ndisable_process_locking = true')
-        rate = os.path.getsize(qcow2) / 1.5  # the download lasts 1.5 s
-        with httpserver.Server(root, rate=rate) as server:
-            url = server.url('small.qcow2')
-            procs = [env.popen('run', '--image', url, '--instance', f'vm{i}',
-                               '--root-gb', '1') for i in range(6)]
-            results = [finish(p) for p in procs]
-            assert [r.rc for r in results] == [0] * 6, results
-            assert len(server.gets('small.qcow2')) == 1
+        results, gets = concurrent_runs(env, qcow2, 6, tmp_path / 'served')
+        assert [r.rc for r in results] == [0] * 6, results
+        assert len(gets) == 1
         for i in range(6):
             same_as_image(os.path.join(env.instances, f'vm{i}', 'disk'), raw)
 

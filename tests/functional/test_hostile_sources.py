@@ -4,7 +4,7 @@ A source that changed between a crash and the resume, a local path typed
 from two directories, credentials in a URL, a body the server encoded, a
 slow link and a URL that does not parse. Each class holds the reproducer of
 its problem and variants; the runs go through ``imagepipe`` in subprocesses
-against the tests' HTTP server and real images, as in test_runner.
+against the tests' HTTP server and real images, as in the test_runner_* files.
 """
 
 import json
@@ -20,13 +20,13 @@ from imagepipe.sources.base import CHUNK_SIZE
 from imagepipe.tasks.fetch import Fetch
 from tests import httpserver
 from tests import images
-from tests.functional.test_runner import Env
-from tests.functional.test_runner import content_digest
-from tests.functional.test_runner import finish
-from tests.functional.test_runner import first_run_id
-from tests.functional.test_runner import killed
-from tests.functional.test_runner import temporaries
-from tests.functional.test_runner import wait_for
+from tests.functional.runner_env import Env
+from tests.functional.runner_env import content_digest
+from tests.functional.runner_env import finish
+from tests.functional.runner_env import first_run_id
+from tests.functional.runner_env import killed
+from tests.functional.runner_env import temporaries
+from tests.functional.runner_env import wait_for
 
 pytestmark = pytest.mark.slow
 

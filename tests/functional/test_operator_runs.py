@@ -8,7 +8,6 @@ import signal
 
 import pytest
 
-from tests.functional import test_runner
 from tests.functional.runner_env import PATH
 from tests.functional.runner_env import Env
 from tests.functional.runner_env import MiB
@@ -16,21 +15,16 @@ from tests.functional.runner_env import all_files
 from tests.functional.runner_env import assert_same
 from tests.functional.runner_env import first_run_id
 from tests.functional.runner_env import killed
+from tests.functional.runner_env import new_gets
 from tests.functional.runner_env import part_size
 from tests.functional.runner_env import runs_json
 from tests.functional.runner_env import snapshot
+from tests.functional.runner_env import start_slow_convert
 from tests.functional.runner_env import temporaries
 from tests.functional.runner_env import the_part
 from tests.functional.runner_env import wait_for
-from tests.functional.test_runner import new_gets
-from tests.functional.test_runner import start_slow_convert
 
 pytestmark = pytest.mark.slow
-
-#: the served big.qcow2 and its uninterrupted run, as test_runner has them
-big = test_runner.big
-big_env = test_runner.big_env
-
 
 def _size(env):
     return os.path.getsize(os.path.join(env.server.root, 'big.qcow2'))

@@ -15,17 +15,6 @@ from imagepipe.tasks.convert import supports_direct_io
 from tests import images
 
 
-def cache_in(directory):
-    return {'part': os.path.join(directory, 'abc.part'),
-            'converted': os.path.join(directory, 'abc.converted'),
-            'base': os.path.join(directory, 'abc')}
-
-
-@pytest.fixture
-def cache(tmp_path):
-    return cache_in(str(tmp_path))
-
-
 def inspected(path, fmt, cached=False):
     """What Inspect returns for ``path``."""
     return {'cached': cached, 'path': path, 'format': fmt,
@@ -87,7 +76,7 @@ def test_not_converted(cache, image, force_raw):
                       'format': image['format']}
 
 
-def test_output_not_raw_rejected(qcow2_image, cache, tmp_path):
+def test_output_not_raw_rejected(qcow2_image, cache):
     # A qcow2 whose guest disk holds a qcow2 file: converted to raw, the
     # output still reads as qcow2 (the classic format-probing attack).
     images.sh('qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', qcow2_image,
@@ -96,17 +85,17 @@ def test_output_not_raw_rejected(qcow2_image, cache, tmp_path):
                        match='Converted to raw, but format is now qcow2'):
         convert(cache, inspected(cache['part'], 'qcow2'))
     revert(cache, None)
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(cache['dir']) == []
 
 
-def test_convert_failure(cache, tmp_path):
+def test_convert_failure(cache):
     with open(cache['part'], 'wb') as f:
         f.write(b'not a qcow2 image' * 100)
     with pytest.raises(exception.ImageUnacceptable,
                        match='unable to convert image to raw'):
         convert(cache, inspected(cache['part'], 'qcow2'))
     revert(cache, None)
-    assert os.listdir(tmp_path) == ['abc.part']
+    assert os.listdir(cache['dir']) == ['abc.part']
 
 
 def test_without_direct_io_falls_back_to_writeback(
@@ -125,7 +114,7 @@ def test_without_direct_io_falls_back_to_writeback(
     shutil.copy(qcow2_image, cache['part'])
     convert(cache, inspected(cache['part'], 'qcow2'))
     assert filecmp.cmp(raw_image, cache['converted'], shallow=False)
-    assert os.listdir(tmp_path) == ['abc.converted']
+    assert os.listdir(cache['dir']) == ['abc.converted']
 
 
 def test_direct_io_probe_leaves_nothing(tmp_path):
@@ -175,16 +164,16 @@ def test_a_planted_link_is_refused(qcow2_image, cache, tmp_path, planted):
     victim = tmp_path / 'victim'
     victim.write_bytes(b'keep')
     shutil.copy(qcow2_image, cache['part'])
-    os.symlink(victim, tmp_path / planted)
+    os.symlink(victim, cache['dir'] / planted)
 
     with pytest.raises(exception.ImagepipeError,
-                       match=f'^{tmp_path}/{planted} is a symbolic link: '
-                             'refusing to'):
+                       match=f"^{cache['dir']}/{planted} is a symbolic "
+                             'link: refusing to'):
         convert(cache, inspected(cache['part'], 'qcow2'))
     revert(cache, None)
 
     assert victim.read_bytes() == b'keep'
-    assert os.path.islink(tmp_path / planted)
+    assert os.path.islink(cache['dir'] / planted)
 
 
 def test_the_output_is_never_more_readable_than_the_download(qcow2_image,

@@ -11,7 +11,6 @@ from taskflow.types import failure
 
 from imagepipe import exception
 from imagepipe import sources
-from imagepipe.sources import resume
 from imagepipe.sources.base import CHUNK_SIZE
 from imagepipe.tasks import formats
 from imagepipe.tasks import locks
@@ -34,23 +33,6 @@ def data_chunks(path):
     with open(path, 'rb') as f:
         return sum(1 for chunk in iter(lambda: f.read(CHUNK_SIZE), b'')
                    if chunk.count(0) != len(chunk))
-
-
-@pytest.fixture
-def cache(tmp_path):
-    """The base dir, and the task's path arguments in it."""
-    base_dir = tmp_path / '_base'
-    base_dir.mkdir()
-    return {'part': str(base_dir / 'abc.part'), 'base': str(base_dir / 'abc'),
-            'dir': base_dir}
-
-
-@pytest.fixture
-def lock(tmp_path):
-    spec = {'name': 'abc', 'path': str(tmp_path / 'locks'), 'external': True,
-            'last': False}
-    yield spec
-    locks.release(spec['name'])
 
 
 @pytest.fixture
@@ -272,9 +254,16 @@ def test_lock_held_then_released_by_revert(raw_image, cache, lock):
 
 
 def test_revert_tolerates_missing_part(cache):
+    """A run that found the base cached made no .part: its revert removes
+    nothing, above all not the cached base other instances use."""
+    with open(cache['base'], 'wb') as f:
+        f.write(b'cached')
     Fetch('fetch').revert(result={'cached': True, 'path': cache['base']},
                           image='x', glance=None, part=cache['part'],
                           base=cache['base'], lock=None)
+    assert os.listdir(cache['dir']) == ['abc']
+    with open(cache['base'], 'rb') as f:
+        assert f.read() == b'cached'
 
 
 def test_describe():
@@ -343,11 +332,6 @@ def _replace_at_first_report(task, new, served):
             _serve_as(new, served)
             replaced.append(True)
     task.notifier.register(tf_task.EVENT_UPDATE_PROGRESS, replace)
-
-
-@pytest.fixture
-def no_retry_delay(monkeypatch):
-    monkeypatch.setattr(resume, 'RETRY_DELAY', 0)
 
 
 def test_image_changed_during_the_download_starts_over(tmp_path, cache,

@@ -62,6 +62,16 @@ def build(tmp_path):
     return build
 
 
+def command_lines(plan):
+    """Every command of the plan, one string each, in order."""
+    return [c for _, commands in plan.commands() for c in commands]
+
+
+def fallocates(plan):
+    """The plan's fallocate commands (preallocation, or its probe)."""
+    return [c for c in command_lines(plan) if 'fallocate' in c]
+
+
 def lvm(release, vg='vg'):
     """The options that select LVM in ``release``."""
     if release in ('icehouse', 'juno'):
@@ -329,23 +339,25 @@ def test_image_cache_directory(build, release, option, expected):
 
 @pytest.mark.parametrize('release', ['essex', 'folsom'])
 def test_resized_base_only_for_qcow2_with_a_size(build, release):
-    assert 'root-copy-base' in build(release).names()
+    assert dict(build(release).commands())['root-copy-base'] == (
+        RESIZED_BASE[0][1])
     no_size = build(release, root_gb=0)
-    assert 'root-copy-base' not in no_size.names()
+    assert not [c for c in command_lines(no_size) if '_10' in c]
     assert no_size.commands()[-2] == ('root-overlay', [
         'qemu-img create -f qcow2 -o backing_file=$B/$hex,backing_fmt=raw '
         '$D/disk.tmp'])
     raw = build(release, use_cow_images=False)
-    assert not [c for _, cs in raw.commands() for c in cs if '_10' in c]
+    assert not [c for c in command_lines(raw) if '_10' in c]
     raw_no_size = build(release, use_cow_images=False, root_gb=0)
-    assert raw_no_size.names()[-2:] == ['root-copy', 'verify']
+    assert raw_no_size.commands()[-2:] == [COPY, VERIFY]
 
 
 @pytest.mark.parametrize('release', RELEASES[2:])
 def test_no_resized_base_from_grizzly(build, release):
     plan = build(release)
-    assert not [c for _, cs in plan.commands() for c in cs if '_10' in c]
-    assert 'root-resize' not in build(release, root_gb=0).names()
+    assert not [c for c in command_lines(plan) if '_10' in c]
+    assert not [c for c in command_lines(build(release, root_gb=0))
+                if c.startswith('qemu-img resize')]
 
 
 @pytest.mark.parametrize('release,checked', [
@@ -474,22 +486,23 @@ def test_preallocation_of_ephemeral_and_swap(build, use_cow):
     ('none', False), ('space', True), ('anything', True)])
 def test_preallocate_any_value_but_none(build, value, enabled):
     plan = build('havana', preallocate_images=value)
-    assert ('root-preallocate' in plan.names()) is enabled
-    assert 'root-preallocate' not in build(
-        'havana', preallocate_images=value, root_gb=0).names()
+    assert fallocates(plan) == (GRIZZLY_SPACE[-1][1] if enabled else [])
+    assert not fallocates(build('havana', preallocate_images=value,
+                                root_gb=0))
     if enabled:
         assert plan.lock('root-preallocate') is None   # outside the lock
 
 
 @pytest.mark.parametrize('release', ['essex', 'folsom'])
 def test_no_preallocation_before_grizzly(build, release):
-    plan = build(release, ephemeral_gb=1)
-    assert not [n for n in plan.names() if n.endswith('preallocate')]
+    plan = build(release, ephemeral_gb=1, swap_mb=64,
+                 preallocate_images='space')
+    assert fallocates(plan) == []
 
 
 def test_lvm_never_preallocates(build):
     plan = build('juno', preallocate_images='space', **lvm('juno'))
-    assert 'root-preallocate' not in plan.names()
+    assert fallocates(plan) == []
 
 
 # -- notes: the article versus the code (reference 7), deviations ------------

@@ -76,22 +76,6 @@ def cut(src, dest, short_by):
     return dest
 
 
-@pytest.fixture
-def cache(tmp_path):
-    base_dir = tmp_path / '_base'
-    base_dir.mkdir()
-    return {'part': str(base_dir / 'abc.part'), 'base': str(base_dir / 'abc'),
-            'dir': base_dir}
-
-
-@pytest.fixture
-def lock(tmp_path):
-    spec = {'name': 'abc', 'path': str(tmp_path / 'locks'), 'external': True,
-            'last': False}
-    yield spec
-    locks.release(spec['name'])
-
-
 def fetch_then_inspect(image, cache, lock=None, **args):
     """Fetch ``image`` and inspect it; on rejection revert both tasks."""
     fetch_args = {'image': image, 'glance': None, 'part': cache['part'],

@@ -1,5 +1,6 @@
 """The libvirt <disk> and domain of a run, per release (ref. 1.1, 3)."""
 
+import hashlib
 import json
 import xml.etree.ElementTree as ET
 
@@ -8,6 +9,7 @@ import pytest
 from imagepipe import exception
 from imagepipe import flows
 from imagepipe import libvirt
+from imagepipe.cmd import plan as plan_cmd
 from imagepipe.conf import loader
 from imagepipe.conf import settings as conf_settings
 
@@ -227,7 +229,8 @@ def test_domain_options():
 
 @pytest.fixture
 def build(tmp_path):
-    """The real flow of a release: the steps the rules read must exist."""
+    """The plan of a release's real flow, its steps by name: the steps the
+    rules read must exist and make the disk the domain names."""
     def build(release, root_gb=1, **options):
         path = tmp_path / 'nova.conf'
         lines = ['[DEFAULT]', f'instances_path = {tmp_path}']
@@ -243,7 +246,8 @@ def build(tmp_path):
               'request': {'image': 'img', 'instance': 'vm1',
                           'root_gb': root_gb, 'ephemeral_gb': 0,
                           'swap_mb': 0}}
-        return kw, [atom.name for atom in flows.factory(**kw)]
+        return kw, {step['name']: step
+                    for step in plan_cmd.describe(flows.factory(**kw))}
     return build
 
 
@@ -251,16 +255,20 @@ def build(tmp_path):
                                      'icehouse', 'juno'])
 @pytest.mark.parametrize('use_cow', [True, False])
 @pytest.mark.parametrize('root_gb', [0, 1])
-def test_rules_read_steps_the_flows_have(build, release, use_cow, root_gb):
-    kw, names = build(release, root_gb, use_cow_images=use_cow)
+def test_rules_read_steps_the_flows_have(build, tmp_path, release, use_cow,
+                                         root_gb):
+    kw, steps = build(release, root_gb, use_cow_images=use_cow)
     backend = kw['settings']['images_type_effective']
     assert backend == ('qcow2' if use_cow else 'raw')
-    assert libvirt.DISK_STEP[backend] in names
-    assert 'root-publish' in names
+    disk = f'{tmp_path}/vm1/disk'
+    assert steps[libvirt.DISK_STEP[backend]]['creates'] == [disk]
+    assert steps['root-publish']['creates'] == [
+        f'{tmp_path}/_base/{hashlib.sha1(b"img").hexdigest()}']
     if release in ('havana', 'icehouse', 'juno'):
-        assert 'root-disk-info' in names
+        assert steps['root-disk-info']['creates'] == [f'{disk}.info']
     elif release == 'grizzly' and backend == 'raw' and root_gb:
-        assert 'root-resize' in names
+        # the format is probed after the resize, on the disk it resized
+        assert steps['root-resize']['command'][-2:] == [disk, str(1 << 30)]
 
 
 @pytest.mark.parametrize('release, option', [
@@ -268,5 +276,9 @@ def test_rules_read_steps_the_flows_have(build, release, use_cow, root_gb):
 def test_lvm_flows_make_a_volume(build, release, option):
     vg = ('libvirt__images_volume_group' if option.startswith('libvirt__')
           else 'libvirt_images_volume_group')
-    kw, names = build(release, **{option: 'lvm', vg: 'vg'})
-    assert libvirt.DISK_STEP['lvm'] in names
+    kw, steps = build(release, **{option: 'lvm', vg: 'vg'})
+    volume = steps[libvirt.DISK_STEP['lvm']]
+    assert volume['creates'] == ['/dev/vg/vm1_disk']
+    assert volume['command'][-1][-3:] == ['-n', 'vm1_disk', 'vg']
+    disk = parse(libvirt.disk_xml(kw, lvm_results()))
+    assert disk.find('source').attrib == {'dev': volume['creates'][0]}

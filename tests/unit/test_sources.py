@@ -241,11 +241,6 @@ def test_glance_ref_needs_glance():
         sources.open_image(f'glance://{IMAGE_ID}')
 
 
-@pytest.fixture
-def no_retry_delay(monkeypatch):
-    monkeypatch.setattr(resume, 'RETRY_DELAY', 0)
-
-
 def test_glance_metadata_extras(server):
     server.add_image(IMAGE_ID, 'img.bin', size=len(DATA), disk_format='raw',
                      container_format='bare', virtual_size=len(DATA))
