@@ -16,7 +16,7 @@ Which volumes are the instance's: imagepipe names them ``<instance>_<disk>``
 with each ``_`` inside a part doubled (:func:`imagepipe.flows.root_lvm.
 lv_name`); a volume is the instance's when its instance part is exactly the
 name. Nova's prefix match (``<name>_``) also took the volumes of an instance
-whose name starts with it (doc/source/deviations.rst).
+whose name starts with it (doc/source/cache.rst).
 """
 
 import os
