@@ -1,4 +1,4 @@
-"""The seven cases: (A) ``imagepipe run`` against (B) the bare commands.
+"""The cases: (A) ``imagepipe run`` against (B) the bare commands.
 
 Each case function takes the :class:`harness.Env` and returns a
 :class:`harness.Result`. A and B run alternately (A B A B ...), so drift of
@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 
+from benchmarks import cache_case
 from benchmarks import harness
 from benchmarks.harness import MiB
 from benchmarks.harness import Table
@@ -559,4 +560,5 @@ CASES = {
     5: footprint,
     6: engine_overhead,
     7: resume,
+    8: cache_case.cache_at_scale,
 }

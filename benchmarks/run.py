@@ -150,7 +150,7 @@ def main(argv=None):
     parser.add_argument('--workdir', help='where the inputs are built (and '
                         'kept for the next run) and the cases run (default: '
                         'a new directory under /var/tmp, removed at the end)')
-    parser.add_argument('--cases', default='1,2,3,4,5,6,7',
+    parser.add_argument('--cases', default='1,2,3,4,5,6,7,8',
                         help='comma-separated case numbers (default: all)')
     parser.add_argument('--json', metavar='FILE',
                         help='write every measurement as JSON to FILE '

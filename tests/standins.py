@@ -7,9 +7,10 @@ and emulates the tool on plain files under a temporary root:
 
 * the volume group ``<vg>`` has a fixed size and free space;
 * an LV is a sparse file ``<root>/dev/<vg>/<lv>`` (``lvcreate`` makes it,
-  ``lvremove`` deletes it, ``lvs`` and ``blockdev --getsize64`` read its
-  size). Unlike a block device, a file is truncated by ``dd`` and
-  ``qemu-img convert``, so after a write the "LV" has the base's size;
+  ``lvremove`` deletes each path it is given, ``lvs <vg>`` lists them,
+  ``lvs <vg>/<lv>`` and ``blockdev --getsize64`` read its size). Unlike a
+  block device, a file is truncated by ``dd`` and ``qemu-img convert``, so
+  after a write the "LV" has the base's size;
 * ``<root>/dev/nbdN`` are device nodes made by :meth:`Standins.nbd_devices`;
   ``qemu-nbd -c`` writes ``<root>/sys/block/nbdN/pid`` and turns the node
   into a symlink to the image (its bytes as they are, which is the disk only
@@ -112,6 +113,13 @@ def _vgs(cfg, argv):
 
 
 def _lvs(cfg, argv):
+    if '/' not in argv[-1]:  # the names of a group's volumes
+        vg = argv[-1]
+        if vg != cfg['vg']:
+            return _fail(f'  Volume group "{vg}" not found')
+        for lv in sorted(os.listdir(os.path.join(cfg['root'], 'dev', vg))):
+            print(f'  {lv}')
+        return 0
     vg, lv = argv[-1].split('/')
     path = _lv_file(cfg, vg, lv)
     if not os.path.exists(path):
@@ -136,11 +144,14 @@ def _lvcreate(cfg, argv):
 
 
 def _lvremove(cfg, argv):
-    path = argv[-1]
-    if not os.path.exists(path):
-        return _fail(f'  Failed to find logical volume "{path}"')
-    os.unlink(path)
-    print(f'  Logical volume "{os.path.basename(path)}" successfully removed')
+    paths = [a for a in argv if not a.startswith('-')]
+    for path in paths:
+        if not os.path.exists(path):
+            return _fail(f'  Failed to find logical volume "{path}"')
+    for path in paths:
+        os.unlink(path)
+        print(f'  Logical volume "{os.path.basename(path)}" successfully '
+              'removed')
     return 0
 
 

@@ -3,16 +3,17 @@
 As the libvirt driver's _cleanup_files / delete_instance_files did in every
 release (nova/virt/libvirt/driver.py@2012.1.3 .. @33.0.2: the instance
 directory, disk.info with it, removed whole): the files of the instance
-directory go, then the directory. Refused while a run of the instance is
-unfinished or being driven. No link is followed: a link or a directory
-found inside is left, named, and the directory stays. LVM volumes are not
-removed (doc/source/cache.rst).
+directory go, then the directory, then its logical volumes, each cleared
+first (:mod:`imagepipe.cache.volumes`). Refused while a run of the instance
+is unfinished or being driven. No link is followed: a link or a directory
+found inside is left, named, and the directory stays.
 """
 
 import os
 import stat
 
 from imagepipe import exception
+from imagepipe.cache import volumes
 from imagepipe.cmd import database
 from imagepipe.cmd import output
 from imagepipe.conf import settings as conf_settings
@@ -59,12 +60,17 @@ def run(args, ctx):
     with persistence.usable(connection), guards.instance_lock(
             kwargs, database.lock_dir(ctx)):
         _check_no_run(database.store(ctx), directory, name)
-        if not os.path.lexists(directory):
+        present = os.path.lexists(directory)
+        lvs = volumes.of_instance(ctx.rconf.release, settings, name)
+        if not present and not lvs:
             raise exception.Refused(f'instance {name} has no directory '
                                     f'{directory}')
-        removed, left, gone = destroy(directory)
+        removed, left, gone = (destroy(directory) if present
+                               else ([], [], False))
+        volumes.destroy(ctx.rconf.release, settings, lvs)
     result = {'instance': name, 'directory': directory, 'removed': removed,
-              'left': left, 'directory_removed': gone}
+              'left': left, 'directory_removed': gone,
+              'volumes_removed': lvs}
     if args.format == 'json':
         output.as_json(result)
     else:
@@ -72,4 +78,6 @@ def run(args, ctx):
             print(f'removed {path}')
         for path in left:
             print(f'left {path} (not a regular file: never followed)')
-    return 0 if gone else 1
+        for path in lvs:
+            print(f'removed logical volume {path}')
+    return 1 if left else 0

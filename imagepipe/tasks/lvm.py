@@ -127,7 +127,9 @@ def _create(vg, lv, size, image, sparse, vgs_columns, check_size):
     return needed
 
 
-def _wipe(device, volume_clear, volume_clear_size):
+def clear(device, volume_clear, volume_clear_size):
+    """Overwrite the LV at ``device`` per ``volume_clear`` (none, zero,
+    shred), its first ``volume_clear_size`` MiB when that is not 0."""
     if volume_clear == 'none':
         return
     _, out, _ = tools.run('blockdev', '--getsize64', device)
@@ -169,7 +171,7 @@ class CreateVolume(contract.ImageTask):
         if (isinstance(result, failure.Failure)
                 or _existing_size(vg, lv) is None):
             return
-        _wipe(device, volume_clear, volume_clear_size)
+        clear(device, volume_clear, volume_clear_size)
         tools.run('lvremove', '-f', device)
 
     def preview(self, vg, lv, device, size, sparse, vgs_columns, check_size,

@@ -5,12 +5,16 @@ hostile files listed and left, delete then clean. Ages are set with
 os.utime."""
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
 from tests import images
+from tests import standins
 from tests.functional.runner_env import Env
 from tests.functional.runner_env import ext4_qcow2
 from tests.functional.runner_env import finish
@@ -195,6 +199,41 @@ def test_delete_refused_while_a_run_is_unfinished(tmp_path, image):
     r = env.cli('delete', '--instance', 'vm1')
     assert r.rc == 2 and 'unfinished run' in r.error_line(), r
     assert os.path.exists(os.path.join(env.instances, 'vm1', 'disk'))
+
+
+#: the real command with the volume groups' /dev in a stand-in root
+WITH_DEV = ('import sys; from imagepipe.cache import volumes; '
+            'volumes.DEV = sys.argv.pop(1); from imagepipe.cmd import main; '
+            'sys.exit(main.main())')
+
+
+def test_delete_clears_and_removes_the_instances_volumes(tmp_path,
+                                                         monkeypatch):
+    lvm = standins.Standins(tmp_path / 'lvm', monkeypatch)
+    env = Env(tmp_path / 'env', release='icehouse')
+    env.configure('[libvirt]\nimages_type = lvm\nimages_volume_group = vg0\n'
+                  'volume_clear = zero\nvolume_clear_size = 1')
+    os.makedirs(os.path.join(env.instances, 'vm1'))
+    with open(os.path.join(env.instances, 'vm1', 'disk.info'), 'w') as f:
+        f.write('{}')
+    for lv in ('vm1_disk', 'vm1_disk.local', 'vm11_disk'):
+        with open(lvm.lv_path(lv), 'wb') as f:
+            f.truncate(4 * images.MiB)
+    env.path = lvm.bin + os.pathsep + env.path
+    r = finish(subprocess.Popen(
+        [sys.executable, '-c', WITH_DEV, lvm.dev, '--config-file', env.conf,
+         '--release', env.release, 'delete', '--instance', 'vm1',
+         '--format', 'json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env.environ()))
+    assert r.rc == 0, r
+    mine = [lvm.lv_path('vm1_disk'), lvm.lv_path('vm1_disk.local')]
+    assert json.loads(r.out)['volumes_removed'] == mine
+    assert os.listdir(os.path.join(lvm.dev, 'vg0')) == ['vm11_disk']
+    assert not os.path.exists(os.path.join(env.instances, 'vm1'))
+    assert lvm.calls('shred', 'lvremove') == [
+        ['shred', '-n0', '-z', f'-s{images.MiB}', mine[0]],
+        ['shred', '-n0', '-z', f'-s{images.MiB}', mine[1]],
+        ['lvremove', '-f', *mine]]
 
 
 def test_precache_fetches_then_touches(tmp_path, image):
