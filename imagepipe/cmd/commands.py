@@ -113,7 +113,7 @@ def _boot(parser):
 def _jobs(parser):
     _host(parser, help_text="only this host's board (default: every "
                             "host's)")
-    output.add_format(parser)
+    output.add_listing(parser)
 
 
 def _one_run(parser):

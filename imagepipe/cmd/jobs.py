@@ -42,7 +42,7 @@ def run(args, ctx):
             with boards.opened(settings, host, who) as board:
                 rows += [_row(board, store, host, job)
                          for job in board.iterjobs(ensure_fresh=True)]
-    output.emit(args.format, rows, [
+    output.emit(args, rows, [
         ('host', 'HOST'), ('run', 'RUN'), ('instance', 'INSTANCE'),
         ('state', 'STATE'), ('owner', 'CLAIMED BY'), ('since', 'SINCE')])
     return 0

@@ -21,6 +21,7 @@ class HostEnv(Env):
                  expiration=None, max_jobs=None, release='folsom'):
         super().__init__(root, release=release)
         self.db_url, self.host = db_url, host
+        self.conductors = []
         lines = [f'[DEFAULT]\nstate_path = {self.state}',
                  f'instances_path = {self.instances}', f'host = {host}',
                  f'[imagepipe]\nconnection = {db_url}']
@@ -68,11 +69,21 @@ class HostEnv(Env):
         (stderr) to the file ``log``."""
         log = log or os.path.join(self.root, 'conductor.log')
         with open(log, 'ab') as err:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, '-m', 'imagepipe.cmd.main', '--config-file',
                  self.conf, '--release', self.release, 'conductor', *more],
                 stdout=subprocess.DEVNULL, stderr=err, env=self.environ(),
                 start_new_session=True)
+        self.conductors.append(proc)
+        return proc
+
+    def stop_conductors(self):
+        """Kill every conductor this host started that is still running
+        (a failed test must not leave one serving)."""
+        for proc in self.conductors:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
     def jobs(self, *more):
         r = self.cli('jobs', '--format', 'json', *more)

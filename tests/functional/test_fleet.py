@@ -38,10 +38,15 @@ def _host():
 
 @pytest.fixture
 def host_env(tmp_path, pg_url, redis_server):  # noqa: F811
+    made = []
+
     def make(name='a', **kw):
-        return HostEnv(tmp_path / name, pg_url, redis_server.url,
-                       host=kw.pop('host', None) or _host(), **kw)
-    return make
+        made.append(HostEnv(tmp_path / name, pg_url, redis_server.url,
+                            host=kw.pop('host', None) or _host(), **kw))
+        return made[-1]
+    yield make
+    for env in made:
+        env.stop_conductors()
 
 
 def _boot(env, image, *more, instance='vm1', host=None):
