@@ -22,6 +22,7 @@ failing to upgrade a read lock.
 import contextlib
 import sqlite3
 import threading
+import time
 from urllib import parse
 
 from taskflow import exceptions as exc
@@ -55,9 +56,24 @@ class SQLiteBackend(base.Backend):
                                    isolation_level=None,
                                    check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._db.execute('PRAGMA journal_mode=WAL')
+        self._to_wal()
         self._db.execute('PRAGMA synchronous=NORMAL')
         self._db.execute('PRAGMA foreign_keys=ON')
+
+    def _to_wal(self):
+        """WAL mode, waiting for other processes that open a new database
+        at the same moment: the switch takes an exclusive lock and SQLite
+        reports it busy at once instead of calling the busy handler."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute('PRAGMA journal_mode=WAL')
+                return
+            except sqlite3.OperationalError as e:
+                if ('locked' not in str(e)
+                        or time.monotonic() > deadline):
+                    raise
+                time.sleep(0.05)
 
     def get_connection(self):
         return Connection(self)
