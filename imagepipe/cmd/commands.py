@@ -134,7 +134,7 @@ COMMANDS = {
              'running them'),
     'run': (_run, 'imagepipe.cmd.runs.run',
             "run the release's flow for an image and an instance"),
-    'runs': (_runs, 'imagepipe.cmd.runs.runs_list', 'list runs'),
+    'runs': (_runs, 'imagepipe.cmd.listing.runs', 'list runs'),
     'show': (_show, 'imagepipe.cmd.runs.show', "show a run's steps"),
     'resume': (_resume, 'imagepipe.cmd.runs.resume',
                'continue a crashed or suspended run, or retry a reverted '

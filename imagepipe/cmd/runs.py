@@ -1,10 +1,10 @@
-"""``imagepipe run``, ``runs``, ``show`` and ``resume``.
+"""``imagepipe run``, ``show`` and ``resume`` (``runs`` is
+:mod:`imagepipe.cmd.listing`).
 
 ``run`` prints ``run <RUN>`` first (the run id, a taskflow flow detail UUID),
 then a line a step, then a summary; ``--format json`` prints one object at
-the end instead. ``runs`` lists unfinished runs (crashed, suspended, never
-started, or stopped by a storage failure; ``--all`` adds the finished ones),
-``show RUN`` a run's steps, both as a table or as JSON. ``resume RUN``
+the end instead. ``show RUN`` prints a run's steps and results, as a table
+or as JSON. ``resume RUN``
 continues a crashed or suspended run from its last finished step, finishes
 the revert of a run whose revert stopped, or retries a reverted one from the
 start (a cache a step published is reused); ``resume --all`` does so for
@@ -26,7 +26,6 @@ listed by ``runs`` as INTERRUPTED and continued by ``resume``, the step it
 was in running again.
 """
 
-import datetime
 import logging
 import os
 import sys
@@ -38,6 +37,7 @@ from imagepipe import exception
 from imagepipe import libvirt
 from imagepipe import units
 from imagepipe.cmd import database
+from imagepipe.cmd import listing
 from imagepipe.cmd import outcome
 from imagepipe.cmd import output
 from imagepipe.cmd import plan as plan_cmd
@@ -82,87 +82,6 @@ def run(args, ctx):
             raise
         return outcome.stopped(started[0], e)
     return outcome.report(store, run_id, flow, args.format, state, step, error)
-
-
-def _duration(meta):
-    """Seconds the run took, None while it is unfinished."""
-    if not meta.get('finished'):
-        return None
-    start = datetime.datetime.fromisoformat(meta['started'])
-    end = datetime.datetime.fromisoformat(meta['finished'])
-    return (end - start).total_seconds()
-
-
-def _run_row(fd, lock_dir):
-    meta = fd.meta.get('imagepipe', {})
-    state = run_store.state_of(fd)
-    unfinished = state not in run_store.FINISHED
-    active = unfinished and guards.is_active(fd.uuid, lock_dir)
-    return {'id': fd.uuid, 'release': meta.get('release'),
-            'image': meta.get('image'), 'instance': meta.get('instance'),
-            'state': run_store.shown_state(fd, active),
-            'unfinished': unfinished, 'active': active,
-            'started': meta.get('started'), 'duration': _duration(meta),
-            'failed_step': meta.get('failed_step'),
-            'error': meta.get('error'),
-            'revert_step': meta.get('revert_step'),
-            'revert_error': meta.get('revert_error')}
-
-
-def _error_cell(row):
-    error = row['error']
-    if error and row['failed_step']:
-        error = f"at {row['failed_step']}: {error}"
-    if not row['revert_error']:
-        return error
-    return (f"{error}; revert stopped at {row['revert_step']}: "
-            f"{row['revert_error']}")
-
-
-def _state_cell(row):
-    """The state, an unfinished run marked (and one being driven)."""
-    if row['active']:
-        return f"{row['state']} (being driven)"
-    if row['unfinished']:
-        return f"{row['state']} (unfinished)"
-    return row['state']
-
-
-#: characters of a run id a table shows (show and resume take a prefix)
-SHORT_ID = 8
-
-
-def _table_row(row):
-    started = row['started']
-    return {**row, 'id': row['id'][:SHORT_ID], 'error': _error_cell(row),
-            'state': _state_cell(row),
-            'started': started[:16].replace('T', ' ') if started else None}
-
-
-RUN_COLUMNS = [('id', 'RUN'), ('release', 'RELEASE'),
-               ('instance', 'INSTANCE'), ('state', 'STATE'),
-               ('started', 'STARTED (UTC)'), ('duration', 'TIME', 'seconds'),
-               ('image', 'IMAGE'), ('error', 'ERROR')]
-
-
-@database.checked
-def runs_list(args, ctx):
-    """The last ``--limit`` runs and every unfinished one, oldest first
-    (``--all``: every run); ``--prune`` forgets finished runs instead."""
-    if args.prune:
-        from imagepipe.cmd import abandon
-        return abandon.prune(args, ctx)
-    store = database.existing_store(ctx)
-    lock_dir = database.lock_dir(ctx)
-    rows = sorted((_run_row(fd, lock_dir) for fd in store.all())
-                  if store else [], key=lambda r: r['started'] or '')
-    if not args.all:
-        recent = {r['id'] for r in rows[len(rows) - max(args.limit, 0):]}
-        rows = [r for r in rows if r['id'] in recent or r['unfinished']]
-    if args.format == 'table':
-        rows = [_table_row(r) for r in rows]
-    output.emit(args, rows, RUN_COLUMNS)
-    return 0
 
 
 def _libvirt(args, fd):
@@ -228,7 +147,7 @@ def show(args, ctx):
     if args.libvirt_xml or args.domain:
         return _libvirt(args, fd)
     rows = outcome.step_rows(fd)
-    row = _run_row(fd, database.lock_dir(ctx))
+    row = listing.run_row(fd, database.lock_dir(ctx))
     if args.format == 'json':
         output.as_json({'run': fd.uuid, **fd.meta.get('imagepipe', {}),
                         'state': row['state'], 'active': row['active'],

@@ -15,6 +15,7 @@ from imagepipe import exception
 from imagepipe.conf import files as conf_files
 from imagepipe.conf import options
 from imagepipe.conf import releases
+from imagepipe.conf import spellings
 
 LOG = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class ReleaseConfig:
             try:
                 self.conf.imagepipe[o.dest]
             except (cfg.ConfigFileValueError, ValueError) as e:
-                found = self.files.where([options.Spelling(
+                found = self.files.where([spellings.Spelling(
                     IMAGEPIPE_GROUP, o.name, releases.RELEASES[0])])
                 raw, where = (repr(found[2]), f' in {found[0]}') if found \
                     else ('', '')
@@ -245,7 +246,7 @@ class ReleaseConfig:
     def _own_source(self, o):
         if o.dest == 'release' and self.conf.release:
             return 'command line'
-        found = self.files.where([options.Spelling(
+        found = self.files.where([spellings.Spelling(
             IMAGEPIPE_GROUP, o.name, releases.RELEASES[0])])
         return f'{found[0]} [imagepipe] {o.name}' if found else 'default'
 

@@ -1,13 +1,7 @@
 """Every Nova option imagepipe reads, declared once with its history.
 
-An option is known under one or more spellings (group and name). Each
-spelling is the option's own name from ``since`` to ``until`` (inclusive),
-and may stay accepted as a deprecated alias up to ``accepted_until``. A
-spelling read in a release after ``accepted_until`` is ignored by that
-release's Nova, and imagepipe warns about it.
-
-``per_release`` overrides the default, the choices or the help from a given
-release on, ``ignored`` included. Facts: openstack/nova's option
+Each option's spellings and per-release changes are declared as
+:mod:`imagepipe.conf.spellings` describes. Facts: openstack/nova's option
 declarations at the final point release of each series (e.g.
 nova/virt/libvirt/imagebackend.py@2012.1.3, nova/image/glance.py@2014.2.4:
 2012.1.3, 2012.2.4, 2013.1.5, 2013.2.4, 2014.1.5, 2014.2.4), and
@@ -18,94 +12,10 @@ Every option a release reads reaches the flow (tests/unit/test_conf.py walks
 them all), unless ``ignored`` says why it has no effect in imagepipe.
 """
 
-import dataclasses
 import socket
 
-from imagepipe.conf import releases
-
-
-@dataclasses.dataclass(frozen=True)
-class Spelling:
-    group: str
-    name: str
-    since: str
-    until: str | None = None
-    accepted_until: str | None = None
-
-    def is_name_in(self, release):
-        """This spelling is the option's own name in ``release``."""
-        i = releases.index(release)
-        last = self.until or releases.newest()
-        return releases.index(self.since) <= i <= releases.index(last)
-
-    def is_alias_in(self, release):
-        """Accepted as a deprecated alias (after it stopped being the name)."""
-        if not self.until or not self.accepted_until:
-            return False
-        i = releases.index(release)
-        return (releases.index(self.until) < i
-                <= releases.index(self.accepted_until))
-
-    def is_retired_in(self, release):
-        """Nova of ``release`` silently ignored this spelling."""
-        last = self.accepted_until or self.until
-        return last is not None and releases.index(last) < releases.index(
-            release)
-
-    @property
-    def label(self):
-        return f'[{self.group}] {self.name}'
-
-
-@dataclasses.dataclass(frozen=True)
-class Option:
-    key: str
-    type: str
-    default: object
-    help: str
-    spellings: tuple
-    choices: tuple | None = None
-    per_release: tuple = ()
-    sample_default: str | None = None
-    #: why imagepipe reads the option but does not apply it (None: applied);
-    #: per_release may set it from a release on
-    ignored: str | None = None
-    #: the release's Nova did not apply it either: nothing is lost, so a
-    #: value set for it draws no warning
-    ignored_by_nova: bool = False
-    #: the commands that read it when it is no flow input (the fleet's
-    #: options configure the conductor, not the steps of a run)
-    read_by: str | None = None
-
-    def spelling_in(self, release):
-        for s in self.spellings:
-            if s.is_name_in(release):
-                return s
-        return None
-
-    def aliases_in(self, release):
-        return [s for s in self.spellings if s.is_alias_in(release)]
-
-    def retired_in(self, release):
-        return [s for s in self.spellings if s.is_retired_in(release)]
-
-    def attribute(self, field, release):
-        """default / choices / help as they stood in ``release``."""
-        value = getattr(self, field)
-        for since, changes in self.per_release:
-            if releases.index(since) <= releases.index(release) and (
-                    field in changes):
-                value = changes[field]
-        return value
-
-    @property
-    def introduced(self):
-        return self.spellings[0].since
-
-
-def _one(group, name, since, until=None, accepted_until=None):
-    return Spelling(group, name, since, until, accepted_until)
-
+from imagepipe.conf.spellings import Option
+from imagepipe.conf.spellings import spelling as _one
 
 IMAGES_TYPES = ('raw', 'qcow2', 'lvm', 'default')
 

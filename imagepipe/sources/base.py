@@ -8,8 +8,8 @@ from oslo_utils import units
 from imagepipe import exception
 from imagepipe import stop
 
-#: Bytes per chunk a source yields on a fast link: large enough that a
-#: chunk costs little Python per byte (perf-baseline.md).
+#: Bytes per chunk a source yields on a fast link: large enough that the
+#: Python work done per chunk is small against the bytes it carries.
 CHUNK_SIZE = 1 * units.Mi
 
 #: Seconds after which the bytes received so far are handed over even when
