@@ -1,5 +1,7 @@
 """Fixtures shared by the unit tests of the image cache tasks."""
 
+import subprocess
+
 import pytest
 
 from imagepipe.sources import resume
@@ -29,3 +31,16 @@ def lock(tmp_path):
 def no_retry_delay(monkeypatch):
     """Retries of a cut download at once."""
     monkeypatch.setattr(resume, 'RETRY_DELAY', 0)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 4 MiB tmpfs (to fill up, or to make read-only), unmounted after."""
+    mnt = tmp_path / 'mnt'
+    mnt.mkdir()
+    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs',
+                           str(mnt)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f'cannot mount a tmpfs here: {done.stderr.strip()}')
+    yield mnt
+    subprocess.run(['umount', str(mnt)], check=True)

@@ -147,24 +147,12 @@ def test_the_overlay_is_never_more_readable_than_its_base(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / 'disk').st_mode) == 0o640
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """A 4 MiB tmpfs, made read-only later by the test."""
-    mnt = tmp_path / 'mnt'
-    mnt.mkdir()
-    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs',
-                           str(mnt)], capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f'cannot mount a tmpfs here: {done.stderr.strip()}')
-    yield mnt
-    subprocess.run(['umount', str(mnt)], check=True)
-
 
 def test_a_revert_on_a_read_only_filesystem_says_what_is_left(raw_image,
-                                                              small_fs):
-    disk = str(small_fs / 'vm1' / 'disk')
+                                                              small_tmpfs):
+    disk = str(small_tmpfs / 'vm1' / 'disk')
     create(raw_image, disk)
-    subprocess.run(['mount', '-o', 'remount,ro', str(small_fs)], check=True)
+    subprocess.run(['mount', '-o', 'remount,ro', str(small_tmpfs)], check=True)
 
     with pytest.raises(exception.ImagepipeError) as raised:
         overlay.CreateOverlay('overlay').revert(result=FAILED, **args(
