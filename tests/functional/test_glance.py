@@ -324,14 +324,13 @@ def test_authentication_required(glance_venv, qcow2_image, tmp_path):
                      r'401\)$', line), line
 
 
-class _Hangup:
-    """A server on 127.0.0.1 that accepts connections and closes them at
-    once (a Glance that cannot answer); counts them."""
+class _Listener:
+    """A TCP server on 127.0.0.1 that hands each connection to
+    ``_handle`` in its own accept thread, until its listener is closed."""
 
     def __init__(self):
         self.listener = socket.create_server(('127.0.0.1', 0))
         self.port = self.listener.getsockname()[1]
-        self.accepted = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -340,8 +339,18 @@ class _Hangup:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            self.accepted += 1
-            conn.close()
+            self._handle(conn)
+
+
+class _Hangup(_Listener):
+    """A server that accepts connections and closes them at once (a Glance
+    that cannot answer); counts them."""
+
+    accepted = 0
+
+    def _handle(self, conn):
+        self.accepted += 1
+        conn.close()
 
 
 def test_num_retries_moves_to_the_next_server(glance, uploaded, file_runs,
@@ -376,7 +385,7 @@ def test_num_retries_moves_to_the_next_server(glance, uploaded, file_runs,
     first.listener.close()
 
 
-class _TlsRelay:
+class _TlsRelay(_Listener):
     """https on 127.0.0.1 in front of a plain-http server, with a
     self-signed certificate made by openssl."""
 
@@ -389,18 +398,11 @@ class _TlsRelay:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
         self.upstream = upstream
-        self.listener = socket.create_server(('127.0.0.1', 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(conn,),
-                             daemon=True).start()
+    def _handle(self, conn):
+        threading.Thread(target=self._relay, args=(conn,),
+                         daemon=True).start()
 
     def _relay(self, conn):
         try:

@@ -34,19 +34,17 @@ class TestNamesUnderInstancesPath:
     """An instance name or cache directory that is not one plain directory
     under instances_path."""
 
-    def test_instance_named_like_the_image_cache(self, tmp_path, small):
-        env = Env(tmp_path / 'env')
-        for result in plan_and_run(env, small[1], '_base'):
-            refused(result, "instance name '_base' is the image cache or "
-                            'lock directory under instances_path: choose '
-                            'another name')
-        nothing_written(env)
-
-    def test_instance_named_like_a_configured_cache(self, tmp_path, small):
-        env = Env(tmp_path / 'env', release='grizzly')
-        env.configure('[DEFAULT]\nbase_dir_name = cache')
-        for result in plan_and_run(env, small[1], 'cache'):
-            refused(result, "instance name 'cache' is the image cache or "
+    @pytest.mark.parametrize('release, conf, name', [
+        ('folsom', '', '_base'),                                # the default
+        ('grizzly', '[DEFAULT]\nbase_dir_name = cache', 'cache'),
+    ])
+    def test_instance_named_like_the_image_cache(self, tmp_path, small,
+                                                 release, conf, name):
+        env = Env(tmp_path / 'env', release=release)
+        if conf:
+            env.configure(conf)
+        for result in plan_and_run(env, small[1], name):
+            refused(result, f"instance name '{name}' is the image cache or "
                             'lock directory under instances_path: choose '
                             'another name')
         nothing_written(env)
