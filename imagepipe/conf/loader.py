@@ -105,6 +105,8 @@ def oslo_opt(opt, release):
     choices = opt.attribute('choices', release)
     if choices:
         kwargs['choices'] = list(choices)
+    if opt.minimum is not None:
+        kwargs['min'] = opt.minimum
     return _oslo_group(own.group), _OPT_CLASSES[opt.type](own.name, **kwargs)
 
 
@@ -198,6 +200,8 @@ class ReleaseConfig:
             self.options_release), '?')
         choices = opt.attribute('choices', self.options_release)
         accepted = ', '.join(choices) if choices else _ACCEPTED[opt.type]
+        if opt.minimum is not None:
+            accepted += f' of at least {opt.minimum}'
         return exception.ConfigError(
             f'invalid value {raw!r} for {spelling.label} in {path} '
             f'(release {self.release}): accepted values are {accepted}')

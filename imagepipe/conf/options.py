@@ -175,6 +175,15 @@ OPTIONS = (
            'VMDK create-types a download may have (CVE-2022-47951); an '
            'empty list refuses every VMDK image.',
            (_one('compute', 'vmdk_allowed_types', 'gazpacho'),)),
+    # nova/conf/compute.py@33.0.2 (Stein 19.0.0); the semaphore is
+    # disk_ops_semaphore in nova/compute/utils.py@33.0.2
+    Option('max_concurrent_disk_ops', 'int', 0,
+           'Image downloads and qemu-img conversions (of a download to raw, '
+           'of a base into a logical volume) that may run at once on this '
+           'host, across all its runs and conductor jobs; the others wait. '
+           '0: no limit.',
+           (_one('compute', 'max_concurrent_disk_ops', 'gazpacho'),),
+           minimum=0),
     Option('disable_deep_image_inspection', 'bool', False,
            'Skip the format inspector on downloads and cached bases, and its '
            'agreement with Glance and qemu-img (OSSA-2024-001 workaround); '

@@ -67,6 +67,8 @@ class Option:
     #: the commands that read it when it is no flow input (the fleet's
     #: options configure the conductor, not the steps of a run)
     read_by: str | None = None
+    #: the smallest value accepted (int options; None: any)
+    minimum: int | None = None
 
     def spelling_in(self, release):
         for s in self.spellings:

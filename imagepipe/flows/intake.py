@@ -28,6 +28,9 @@ def steps(build):
     fetch_args = {'image': build.request['image'], 'glance': glance,
                   'part': part, 'base': p.base}
     fetch_notes = []
+    slots = build.disk_ops()
+    if slots:
+        fetch_args['disk_ops'] = slots
     if max_size:
         fetch_args['max_size'] = max_size
         fetch_notes.append(deviations.note('header-size'))
@@ -60,6 +63,8 @@ def steps(build):
                     'force_raw': force_raw, 'pin_format': True}
     if t.convert_pinned:
         convert_args['nova_pins_format'] = True
+    if slots:
+        convert_args['disk_ops'] = slots
     return build.section(p.hex, [
         Step(fetch.Fetch, 'root-fetch', fetch_args, notes=fetch_notes),
         Step(inspect_cls, 'root-inspect', inspect_args,

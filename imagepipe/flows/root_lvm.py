@@ -38,6 +38,10 @@ def steps(build):
               if t.size_check_after_fetch else [])
     write_notes = ([deviations.note('pinned-format')]
                    if t.lvm_write == 'convert' else ())
+    write_args = {'base': p.base, 'device': dev, 'method': t.lvm_write,
+                  'base_format': build.base_format}
+    if (slots := build.disk_ops()) and t.lvm_write == 'convert':
+        write_args['disk_ops'] = slots
     locked += [
         Step(lvm.CreateVolume, 'root-create-volume',
              {'vg': vg, 'lv': lv, 'device': dev, 'size': build.size,
@@ -45,9 +49,8 @@ def steps(build):
               'vgs_columns': t.lvm_vgs, 'check_size': t.max_size_check,
               'volume_clear': clear, 'volume_clear_size': clear_size},
              wire={'image': 'root-inspect'}),
-        Step(lvm.WriteVolume, 'root-write-volume',
-             {'base': p.base, 'device': dev, 'method': t.lvm_write,
-              'base_format': build.base_format}, notes=write_notes),
+        Step(lvm.WriteVolume, 'root-write-volume', write_args,
+             notes=write_notes),
         common.grow_fs(build, 'root-resize-fs', dev, t.lvm_fs_resize,
                        'root-create-volume', notes=fs_notes),
     ]

@@ -16,6 +16,7 @@ the article's tables simplify Nova's code (:mod:`article`).
 from imagepipe.flows import article
 from imagepipe.flows import deviations
 from imagepipe.flows import paths as flow_paths
+from imagepipe.tasks import disk_ops
 from imagepipe.tasks import diskinfo
 from imagepipe.tasks import flavor
 from imagepipe.tasks import preallocate
@@ -71,6 +72,13 @@ class Build:
         (an in-process lock would let two runs write one ``.part``)."""
         return {'name': name, 'path': self.paths.locks, 'external': True,
                 'last': last}
+
+    def disk_ops(self):
+        """The host's disk operation slots ([compute]
+        max_concurrent_disk_ops, today's Nova only); None: no limit."""
+        return disk_ops.limit(
+            self.settings.get('max_concurrent_disk_ops') or 0,
+            self.paths.locks)
 
     def copy_lock_name(self, is_path):
         return self.paths.base if is_path else self.paths.hex

@@ -13,6 +13,7 @@ import os
 
 from imagepipe import exception
 from imagepipe import tools
+from imagepipe.tasks import disk_ops as disk_ops_slots
 from imagepipe.tasks import inspect
 from imagepipe.tasks import safefs
 from imagepipe.tasks.contract import ImageTask
@@ -45,7 +46,8 @@ class ConvertToRaw(ImageTask):
 
     source = 'images.fetch_to_raw'
 
-    def work(self, image, part, converted, base, force_raw, pin_format):
+    def work(self, image, part, converted, base, force_raw, pin_format,
+             disk_ops=None):
         if image['cached'] or image['format'] == 'raw' or not force_raw:
             return {'converted': False, 'path': image['path'],
                     'format': image['format']}
@@ -58,7 +60,8 @@ class ConvertToRaw(ImageTask):
         # The part is removed only after a finished, flushed convert:
         # without it, an existing output is an earlier attempt's work.
         if os.path.exists(part) or not done:
-            self._convert(image['format'], part, converted, pin_format)
+            self._convert(image['format'], part, converted, pin_format,
+                          disk_ops)
         fmt = tools.qemu_img_info(converted).file_format
         if fmt != 'raw':
             raise exception.ImageUnacceptable(
@@ -66,14 +69,15 @@ class ConvertToRaw(ImageTask):
                 f'but format is now {fmt}')
         return {'converted': True, 'path': converted, 'format': 'raw'}
 
-    def _convert(self, fmt, part, converted, pin_format):
+    def _convert(self, fmt, part, converted, pin_format, disk_ops):
         cache = ('none' if supports_direct_io(converted + '.directio')
                  else 'writeback')
         argv = convert_argv(fmt, part, converted, cache, pin_format)
         # qemu-img writes into the file made here, keeping its mode
         os.close(safefs.create(converted, safefs.source_mode(part)))
         try:
-            tools.run_with_progress(*argv, on_progress=self.report)
+            with disk_ops_slots.slot(disk_ops):
+                tools.run_with_progress(*argv, on_progress=self.report)
         except exception.ToolOutOfSpace:
             raise exception.NoSpace(
                 f'{converted}: no space left on device (the filesystem of '
@@ -93,7 +97,7 @@ class ConvertToRaw(ImageTask):
         safefs.remove(converted)
 
     def preview(self, image, part, converted, force_raw, pin_format,
-                nova_pins_format=False, **args):
+                nova_pins_format=False, disk_ops=None, **args):
         """``nova_pins_format`` (injected for the plan only): the release's
         Nova passed ``-f`` itself (Mitaka+, LP#1524274)."""
         if not force_raw:
@@ -107,6 +111,7 @@ class ConvertToRaw(ImageTask):
         if pin_format and nova_pins_format:
             notes.append("-f is the inspected format, as Nova's own since "
                          'Mitaka (LP#1524274); -p (progress) is imagepipe\'s')
+        notes += disk_ops_slots.note(disk_ops, 'the convert')
         return {'command': convert_argv(image['format'], part, converted,
                                         pin_format=pin_format),
                 'creates': [converted], 'removes': [part], 'notes': notes}

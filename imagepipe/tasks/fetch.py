@@ -29,6 +29,7 @@ from imagepipe import stop
 from imagepipe.sources import identity
 from imagepipe.sources import resume
 from imagepipe.sources.base import CHUNK_SIZE
+from imagepipe.tasks import disk_ops as disk_ops_slots
 from imagepipe.tasks import formats
 from imagepipe.tasks import safefs
 from imagepipe.tasks import sparse
@@ -50,11 +51,11 @@ class Fetch(ImageTask):
 
     source = 'images.fetch'
 
-    def work(self, image, glance, part, base, max_size=None):
+    def work(self, image, glance, part, base, max_size=None, disk_ops=None):
         if safefs.existing_file(base, 'use it as the cached image'):
             return {'cached': True, 'path': base}
         src = sources.open_image(image, glance)
-        with _removed_on_error(part):
+        with _removed_on_error(part), disk_ops_slots.slot(disk_ops):
             size = download(src, part, self.report, max_size)
         return {'cached': False, 'path': part, 'size': size,
                 'disk_format': src.disk_format,
@@ -63,7 +64,7 @@ class Fetch(ImageTask):
     def undo(self, result, part, **kwargs):
         safefs.remove(part)
 
-    def preview(self, image, part, base, **args):
+    def preview(self, image, part, base, disk_ops=None, **args):
         return {
             'command': ['GET', image, '-o', part],
             'creates': [part],
@@ -76,6 +77,7 @@ class Fetch(ImageTask):
                 'its ETag or Last-Modified, the Glance checksum, or a local '
                 "file's size, mtime and inode), size and checksum verified "
                 'when the source declares them',
+                *disk_ops_slots.note(disk_ops, 'the download'),
             ],
         }
 

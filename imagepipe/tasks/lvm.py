@@ -13,6 +13,7 @@ from taskflow.types import failure
 from imagepipe import exception
 from imagepipe import tools
 from imagepipe.tasks import contract
+from imagepipe.tasks import disk_ops as disk_ops_slots
 from imagepipe.tasks import formats
 from imagepipe.tasks import resize
 
@@ -199,15 +200,17 @@ class WriteVolume(contract.ImageTask):
 
     source = 'imagebackend.Lvm.create_image'
 
-    def work(self, base, device, method, base_format):
+    def work(self, base, device, method, base_format, disk_ops=None):
         fmt = None
         if method == 'convert':
             fmt = resize.format_and_info(base, base_format)[0]
-        tools.run(*write_argv(base, device, method, fmt))
+        with disk_ops_slots.slot(disk_ops):
+            tools.run(*write_argv(base, device, method, fmt))
         return {'device': device, 'method': method, 'base_format': fmt}
 
-    def preview(self, base, device, method, base_format, **_):
+    def preview(self, base, device, method, base_format, disk_ops=None, **_):
         notes = [WRITE_NOTES[method]] if method in WRITE_NOTES else []
+        notes += disk_ops_slots.note(disk_ops, 'the convert')
         return {'command': write_argv(base, device, method,
                                       resize.shown_format(base_format)),
                 'notes': notes}
