@@ -7,7 +7,7 @@ client the hashes) and ``GET /v2/images/{id}/file`` (the data). This server
 answers them for image files it is given, as glance-api does: the metadata
 of an active image with its md5 ``checksum`` and ``os_hash_algo``/
 ``os_hash_value`` (sha512), and the data with ``Content-Length`` and
-``Content-MD5`` (glance/api/v2/image_data.py sends the checksum there), sent
+``Content-MD5`` (where glance-api sends the checksum), sent
 with ``sendfile`` so the server is not what a download waits for. Anything
 else is 404. It counts the data requests per image.
 """
