@@ -90,7 +90,7 @@ class _Peer:
             self.proc.wait()
             with open(self.log_path) as f:
                 tail = f.read()[-1500:]
-            raise harness.Failed(f'{self.argv[1]} ended '
+            raise harness.Failed(f'{" ".join(self.argv[:3])} ended '
                                  f'({self.proc.returncode}):\n{tail}')
         return json.loads(out)
 
