@@ -14,6 +14,7 @@ import time
 
 from benchmarks import cache_case
 from benchmarks import harness
+from benchmarks import nova_peer
 from benchmarks.harness import MiB
 from benchmarks.harness import Table
 from benchmarks.harness import Target
@@ -561,4 +562,5 @@ CASES = {
     6: engine_overhead,
     7: resume,
     8: cache_case.cache_at_scale,
+    10: nova_peer.nova_peer,
 }
