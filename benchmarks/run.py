@@ -151,7 +151,10 @@ def main(argv=None):
                         'kept for the next run) and the cases run (default: '
                         'a new directory under /var/tmp, removed at the end)')
     parser.add_argument('--cases', default='1,2,3,4,5,6,7,8',
-                        help='comma-separated case numbers (default: all)')
+                        help='comma-separated case numbers (default: 1-8; '
+                        '9, boots through conductors, needs root for its '
+                        'PostgreSQL; 10 installs Nova 33 in a venv of its '
+                        'own)')
     parser.add_argument('--json', metavar='FILE',
                         help='write every measurement as JSON to FILE '
                              '(default: WORKDIR/results.json)')
