@@ -86,7 +86,15 @@ def _delete(parser):
 def _precache(parser):
     parser.add_argument('--image', required=True, metavar='REF',
                         help=request.IMAGE_HELP)
-    output.add_format(parser)
+    parser.add_argument('--host', dest='target_hosts', action='append',
+                        metavar='NAME',
+                        help="pre-cache on this host, by its conductor; "
+                             'repeat for more (default: here, in-process)')
+    parser.add_argument('--timeout', type=float, metavar='S',
+                        help='with --host: a host whose job no conductor '
+                             'took for S seconds is an error, its job taken '
+                             'off the board (default: 60)')
+    output.add_listing(parser)
 
 
 def _host(parser, required=False, help_text=None):
@@ -146,8 +154,9 @@ COMMANDS = {
                "remove an instance's disks and directory, as the release's "
                'destroy did'),
     'precache': (_precache, 'imagepipe.cmd.precache.run',
-                 'fetch an image into the image cache, or refresh it there '
-                 "(today's pre-caching)"),
+                 'fetch an image into the image cache, or refresh it there, '
+                 "here or on hosts through their conductors (today's "
+                 'pre-caching)'),
     'abandon': (_one_run, 'imagepipe.cmd.abandon.abandon',
                 'revert what an unfinished run made (cached bases stay) and '
                 'mark it finished, so its instance can be run again'),

@@ -242,6 +242,11 @@ OPTIONS = (
                  'icehouse', 'juno', 'gazpacho'),
             _one('image_cache', 'remove_unused_resized_minimum_age_seconds',
                  'gazpacho'))),
+    Option('precache_concurrency', 'int', 1,  # nova/conf/imagecache.py@33.0.2
+           'Hosts pre-cached at a time by "imagepipe precache --host" '
+           '(at least 1), as Nova\'s conductor bounded its workers.',
+           (_one('image_cache', 'precache_concurrency', 'gazpacho'),),
+           read_by='imagepipe precache'),
     Option('checksum_base_images', 'bool', False,
            'Whether the image cache manager records a SHA-1 of each cached '
            'image in use and compares it on later passes.',

@@ -174,10 +174,14 @@ def start_operation(runs, kwargs, flow, lock_dir):
 @contextlib.contextmanager
 def driving(runs, fd, lock_dir):
     """Hold the locks of a stored run; yields it as stored now, its state
-    repaired when a process stopped driving it in the middle."""
+    repaired when a process stopped driving it in the middle. A run that
+    builds no instance (an operation) is held by its run lock only, as
+    :func:`start_operation` drives it."""
     kwargs = store.factory_kwargs(fd)
-    with (guards.run_lock(fd.uuid, lock_dir),
-          guards.instance_lock(kwargs, lock_dir)):
+    with contextlib.ExitStack() as held:
+        held.enter_context(guards.run_lock(fd.uuid, lock_dir))
+        if not kwargs['request'].get('operation'):
+            held.enter_context(guards.instance_lock(kwargs, lock_dir))
         yield _repair(runs, runs.reload(fd))
 
 

@@ -246,8 +246,12 @@ def test_precache_fetches_then_touches(tmp_path, image):
                                         'json').json()] == ['SUCCESS']
     aged(base, 3 * DAY)
     again = env.cli('precache', '--image', image, '--format', 'json')
-    assert again.json()['status'] == 'existing' and not again.json()['run']
+    assert again.json()['status'] == 'existing', again
     assert time.time() - os.stat(base).st_mtime < 600
+    # the touch is the run's first step, as on a host's conductor
+    assert env.result(again.json()['run'], 'precache-touch') == {
+        'existing': True, 'base': base}
+    assert env.steps(again.json()['run'])['root-fetch'] == 'SUCCESS'
     old = Env(tmp_path / 'old', release='juno')
     refused = old.cli('precache', '--image', image)
     assert refused.rc == 2 and 'precache' in refused.error_line()
