@@ -12,8 +12,8 @@ Every option a release reads reaches the flow (tests/unit/test_conf.py walks
 them all), unless ``ignored`` says why it has no effect in imagepipe.
 """
 
-import socket
-
+from imagepipe.conf import cache_options
+from imagepipe.conf import fleet_options
 from imagepipe.conf.spellings import Option
 from imagepipe.conf.spellings import spelling as _one
 
@@ -24,7 +24,7 @@ IMAGES_TYPES = ('raw', 'qcow2', 'lvm', 'default')
 MODERN_IMAGES_TYPES = ('raw', 'flat', 'qcow2', 'lvm', 'rbd', 'ploop',
                        'default')
 
-OPTIONS = (
+_BOOT = (
     Option('state_path', 'str', '/var/lib/nova',
            "Top-level directory for Nova's state. Nova defaulted to its own "
            'install directory ($pybasedir); imagepipe defaults to the '
@@ -191,117 +191,9 @@ OPTIONS = (
            'refused.',
            (_one('workarounds', 'disable_deep_image_inspection',
                  'gazpacho'),)),
-    # The image cache manager (imagepipe.cache.policy has the rules):
-    # nova/virt/libvirt/imagecache.py at each tag, nova/virt/imagecache.py
-    # from 2014.1.5, nova/compute/manager.py for the interval until 2013.2.4
-    # and nova/conf/imagecache.py at 33.0.2. Icehouse also accepted
-    # [libvirt] remove_unused_base_images and
-    # [libvirt] remove_unused_original_minimum_age_seconds, names those
-    # options never had: not modelled.
-    Option('image_cache_manager_interval', 'int', 40,
-           'Periodic ticks (about a minute each) between two passes of the '
-           'image cache manager; 0 turns it off.',
-           (_one('DEFAULT', 'image_cache_manager_interval', 'essex', 'juno',
-                 'gazpacho'),
-            _one('image_cache', 'manager_interval', 'gazpacho')),
-           per_release=(('folsom', {'default': 0}),
-                        ('grizzly', {
-               'default': 2400,
-               'help': 'Seconds between two passes of the image cache '
-                       'manager; 0 turns it off.'}),
-                        ('juno', {
-               'help': 'Seconds between two passes of the image cache '
-                       'manager; -1 turns it off (0 does too, until it '
-                       'came to mean the default rate).'}),
-                        ('gazpacho', {
-               'help': 'Seconds between two passes of the image cache '
-                       'manager; 0 runs it at the periodic task rate, -1 '
-                       'turns it off.'})),
-           ignored='imagepipe runs no periodic task: "imagepipe cache '
-                   'clean" makes one pass each time it is called'),
-    Option('remove_unused_base_images', 'bool', False,
-           'Whether the image cache manager removes the cached images no '
-           'instance uses (once old enough).',
-           (_one('DEFAULT', 'remove_unused_base_images', 'essex', 'juno',
-                 'gazpacho'),
-            _one('image_cache', 'remove_unused_base_images', 'gazpacho')),
-           per_release=(('folsom', {'default': True}),)),
-    Option('remove_unused_original_minimum_age_seconds', 'int', 24 * 3600,
-           'Minimum age (seconds since the last change of its mtime) of an '
-           'unused cached image as downloaded before it is removed.',
-           (_one('DEFAULT', 'remove_unused_original_minimum_age_seconds',
-                 'essex', 'juno', 'gazpacho'),
-            _one('image_cache', 'remove_unused_original_minimum_age_seconds',
-                 'gazpacho'))),
-    Option('remove_unused_resized_minimum_age_seconds', 'int', 3600,
-           'Minimum age of an unused resized cached image (<hex>_<size>) '
-           'before it is removed.',
-           (_one('DEFAULT', 'remove_unused_resized_minimum_age_seconds',
-                 'essex', 'havana', 'icehouse'),
-            _one('libvirt', 'remove_unused_resized_minimum_age_seconds',
-                 'icehouse', 'juno', 'gazpacho'),
-            _one('image_cache', 'remove_unused_resized_minimum_age_seconds',
-                 'gazpacho'))),
-    Option('precache_concurrency', 'int', 1,  # nova/conf/imagecache.py@33.0.2
-           'Hosts pre-cached at a time by "imagepipe precache --host" '
-           '(at least 1), as Nova\'s conductor bounded its workers.',
-           (_one('image_cache', 'precache_concurrency', 'gazpacho'),),
-           read_by='imagepipe precache'),
-    Option('checksum_base_images', 'bool', False,
-           'Whether the image cache manager records a SHA-1 of each cached '
-           'image in use and compares it on later passes.',
-           (_one('DEFAULT', 'checksum_base_images', 'essex', 'havana',
-                 'icehouse'),
-            _one('libvirt', 'checksum_base_images', 'icehouse', 'juno')),
-           ignored='checksums are reported by "imagepipe cache clean", '
-                   'not computed (see doc/source/cache.rst)'),
-    Option('checksum_interval_seconds', 'int', 3600,
-           'Seconds during which a recorded checksum is trusted without '
-           'reading the image again.',
-           (_one('DEFAULT', 'checksum_interval_seconds', 'grizzly', 'havana',
-                 'icehouse'),
-            _one('libvirt', 'checksum_interval_seconds', 'icehouse',
-                 'juno')),
-           ignored='checksums are not computed: "imagepipe cache clean" '
-                   'reports what checksum_base_images asked for'),
-    Option('image_info_filename_pattern', 'str',
-           '$instances_path/$base_dir_name/%(image)s.info',
-           'Where the JSON record of a cached image (its checksum) is kept; '
-           '%(image)s is the cached file name.',
-           (_one('DEFAULT', 'image_info_filename_pattern', 'folsom',
-                 'havana', 'icehouse'),
-            _one('libvirt', 'image_info_filename_pattern', 'icehouse',
-                 'juno')),
-           per_release=(('icehouse', {
-               'default': '$instances_path/$image_cache_subdirectory_name/'
-                          '%(image)s.info'}),)),
-    # -- many hosts (doc/source/fleet.rst) --
-    Option('host', 'str', socket.gethostname(),
-           'Name of this host: a conductor takes the jobs posted for it. '
-           'Like Nova, the host name by default.',
-           (_one('DEFAULT', 'host', 'essex'),),
-           sample_default='<the host name>',
-           read_by='imagepipe boot, conductor and jobs'),
-    Option('jobboard_connection', 'str', None,
-           'URL of the jobboard boots are posted to and conductors take '
-           'them from (taskflow jobboard, e.g. redis://127.0.0.1:6379, '
-           'with an optional /DB and ?password=...); unset: no jobboard, '
-           'runs happen in the process that asks. imagepipe\'s own option.',
-           (_one('jobboard', 'connection', 'essex'),),
-           read_by='imagepipe boot, conductor and jobs'),
-    Option('jobboard_expiration_time', 'int', 30,
-           'Seconds a conductor\'s claim on a job lasts unless renewed; a '
-           'running job renews it every quarter of this, so only a '
-           'conductor that died loses its jobs, this long after. '
-           'imagepipe\'s own option.',
-           (_one('jobboard', 'expiration_time', 'essex'),),
-           read_by='imagepipe conductor'),
-    Option('jobboard_max_concurrent_jobs', 'int', 4,
-           'Jobs one conductor runs at the same time. imagepipe\'s own '
-           'option.',
-           (_one('jobboard', 'max_concurrent_jobs', 'essex'),),
-           read_by='imagepipe conductor'),
 )
+
+OPTIONS = _BOOT + cache_options.OPTIONS + fleet_options.OPTIONS
 
 BY_KEY = {o.key: o for o in OPTIONS}
 
