@@ -13,6 +13,7 @@ import subprocess
 import time
 
 from benchmarks import cache_case
+from benchmarks import fleet_case
 from benchmarks import harness
 from benchmarks.harness import MiB
 from benchmarks.harness import Table
@@ -561,4 +562,5 @@ CASES = {
     6: engine_overhead,
     7: resume,
     8: cache_case.cache_at_scale,
+    9: fleet_case.through_conductor,
 }
