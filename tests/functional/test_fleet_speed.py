@@ -1,14 +1,20 @@
 """The mechanisms that keep a boot through a conductor fast, on a real
-redis-server (no timing: what each does): a posted job wakes the host's
-conductors."""
+redis-server and a real PostgreSQL (no timing: what each does): a posted
+job wakes the host's conductors, and the run database's connections share
+one set of tables (so SQLAlchemy compiles each statement once)."""
 
+import contextlib
 import threading
 import uuid
 
 import pytest
+from taskflow.persistence import models
 
 from imagepipe.fleet import board as boards
 from imagepipe.fleet import wakeup
+from imagepipe.runner import persistence
+from tests.functional.servers import pg_url  # noqa: F401
+from tests.functional.servers import postgres  # noqa: F401
 from tests.functional.servers import redis_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -48,3 +54,14 @@ def test_a_post_or_a_finished_job_wakes_the_hosts_conductor(
         waker.close()
         other.close()
 
+
+def test_connections_share_one_set_of_tables(pg_url):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    with (contextlib.closing(backend.get_connection()) as one,
+          contextlib.closing(backend.get_connection()) as two):
+        assert one._tables is two._tables
+        book = models.LogBook('shared')
+        fd = models.FlowDetail('flow', str(uuid.uuid4()))
+        book.add(fd)
+        one.save_logbook(book)
+        assert two.get_flow_details(fd.uuid).name == 'flow'
