@@ -13,6 +13,7 @@ import subprocess
 import time
 
 from benchmarks import cache_case
+from benchmarks import fleet_case
 from benchmarks import harness
 from benchmarks import nova_peer
 from benchmarks.harness import MiB
@@ -562,5 +563,6 @@ CASES = {
     6: engine_overhead,
     7: resume,
     8: cache_case.cache_at_scale,
+    9: fleet_case.through_conductor,
     10: nova_peer.nova_peer,
 }

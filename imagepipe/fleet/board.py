@@ -108,9 +108,20 @@ def opened(settings, host, name, persistence=None):
         yield board
 
 
+def channel(host):
+    """The Redis channel that wakes the conductors of ``host``
+    (:mod:`imagepipe.fleet.wakeup`)."""
+    return f'{NAMESPACE}{host}:posted'
+
+
 def post(board, run_id):
-    """Post the job of run ``run_id``."""
-    return board.post(f'run-{run_id}', details={'run': run_id})
+    """Post the job of run ``run_id``, and wake the host's conductors."""
+    import redis
+    job = board.post(f'run-{run_id}', details={'run': run_id})
+    with contextlib.suppress(redis.RedisError):  # they look anyway, later
+        board._client.publish(channel(board.namespace[len(NAMESPACE):]),
+                              b'posted')
+    return job
 
 
 def hosts(settings):

@@ -34,6 +34,7 @@ from taskflow.listeners import base as tf_listeners
 from imagepipe import exception
 from imagepipe import stop
 from imagepipe.fleet import board as boards
+from imagepipe.fleet import wakeup
 from imagepipe.runner import driver
 from imagepipe.runner import guards
 from imagepipe.runner import interrupts
@@ -73,6 +74,7 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
         self.guard = threading.Lock()
         self.engines = {}
         self._beating = threading.Event()
+        self._wait_timeout = wakeup.Wakeup(settings, settings.host)
 
     # -- running a job -------------------------------------------------------
 
@@ -118,6 +120,10 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
             return False
         LOG.info('run %s: %s%s%s', run_id, state, where, outcome)
         return True
+
+    def _on_job_done(self, job, fut):
+        super()._on_job_done(job, fut)
+        self._wait_timeout.poke()  # a slot is free: look at the board now
 
     # -- the claims ----------------------------------------------------------
 

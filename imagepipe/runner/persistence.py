@@ -83,12 +83,48 @@ def _open_sqlalchemy(connection):
         raise exception.ConfigError(
             f'[imagepipe] connection {connection!r} cannot be used: '
             f'{e}') from None
-    backend = impl_sqlalchemy.SQLAlchemyBackend({'connection': connection},
-                                                engine=engine)
+    backend = _tables_once(impl_sqlalchemy)({'connection': connection},
+                                            engine=engine)
     with _migrating(connection), contextlib.closing(
             backend.get_connection()) as conn:
         conn.upgrade()
     return backend
+
+
+def _tables_once(impl_sqlalchemy):
+    """taskflow's SQLAlchemy backend, its table objects made once.
+
+    taskflow builds a new MetaData and its tables for every connection the
+    engine asks for (one per step save), which costs some ms each and, as
+    the statements then name new tables, defeats SQLAlchemy's cache of
+    compiled statements: a conductor spent more time in that than in the
+    steps of a warm boot. The tables never change, so one set serves every
+    connection of the backend, from every thread.
+    """
+    import sqlalchemy as sa
+    from taskflow.persistence.backends.sqlalchemy import tables
+
+    class Connection(impl_sqlalchemy.Connection):
+        def __init__(self, backend, upgrade_lock):
+            self._backend, self._upgrade_lock = backend, upgrade_lock
+            self._engine = backend.engine
+            self._metadata, self._tables = backend.schema
+            self._converter = impl_sqlalchemy._Alchemist(self._tables)
+
+    class Backend(impl_sqlalchemy.SQLAlchemyBackend):
+        def __init__(self, conf, engine=None):
+            super().__init__(conf, engine=engine)
+            metadata = sa.MetaData()
+            self.schema = (metadata, tables.fetch(metadata))
+
+        def get_connection(self):
+            conn = Connection(self, upgrade_lock=self._upgrade_lock)
+            if not self._validated:
+                conn.validate(max_retries=self._max_retries)
+                self._validated = True
+            return conn
+
+    return Backend
 
 
 def _migrating(connection):

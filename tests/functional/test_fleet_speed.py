@@ -1,0 +1,67 @@
+"""The mechanisms that keep a boot through a conductor fast, on a real
+redis-server and a real PostgreSQL (no timing: what each does): a posted
+job wakes the host's conductors, and the run database's connections share
+one set of tables (so SQLAlchemy compiles each statement once)."""
+
+import contextlib
+import threading
+import uuid
+
+import pytest
+from taskflow.persistence import models
+
+from imagepipe.fleet import board as boards
+from imagepipe.fleet import wakeup
+from imagepipe.runner import persistence
+from tests.functional.servers import pg_url  # noqa: F401
+from tests.functional.servers import postgres  # noqa: F401
+from tests.functional.servers import redis_server  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+#: a period no test waits out: a wait that ends came from a wake-up
+LONG = 600
+
+
+def _waiting(waker):
+    """``waker.wait()`` in a thread, started and subscribed."""
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (waker.wait(), done.set()),
+                              daemon=True)
+    thread.start()
+    return done
+
+
+@pytest.mark.parametrize('how', ['posted', 'poked'])
+def test_a_post_or_a_finished_job_wakes_the_hosts_conductor(
+        redis_server, how):  # noqa: F811
+    host = f'h-{uuid.uuid4().hex[:8]}'
+    settings = boards.Settings(redis_server.url, 30, 2, host)
+    waker = wakeup.Wakeup(settings, host, period=LONG)
+    other = wakeup.Wakeup(settings, 'other-' + host, period=LONG)
+    try:
+        assert not waker._message(0.2)  # subscribed now, nothing yet
+        woken, not_woken = _waiting(waker), _waiting(other)
+        if how == 'posted':
+            with boards.opened(settings, host, 'test') as board:
+                boards.post(board, str(uuid.uuid4()))
+        else:
+            waker.poke()
+        assert woken.wait(60)
+        assert not not_woken.is_set()  # another host's channel stays quiet
+    finally:
+        other.interrupt()
+        waker.close()
+        other.close()
+
+
+def test_connections_share_one_set_of_tables(pg_url):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    with (contextlib.closing(backend.get_connection()) as one,
+          contextlib.closing(backend.get_connection()) as two):
+        assert one._tables is two._tables
+        book = models.LogBook('shared')
+        fd = models.FlowDetail('flow', str(uuid.uuid4()))
+        book.add(fd)
+        one.save_logbook(book)
+        assert two.get_flow_details(fd.uuid).name == 'flow'
