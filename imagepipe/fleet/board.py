@@ -76,10 +76,11 @@ def client_conf(url):
 
 def _bad(url, why):
     return exception.ConfigError(
-        f'[jobboard] connection {_shown(url)} is not usable: {why}')
+        f'[jobboard] connection {shown(url)} is not usable: {why}')
 
 
-def _shown(url):
+def shown(url):
+    """``url`` as logs and errors show it: no password, no query."""
     parts = urllib.parse.urlsplit(url)
     if parts.password:
         return url.replace(f':{parts.password}@', ':***@')

@@ -19,7 +19,9 @@ A job ends as taskflow's conductor ends it: consumed once its run finished
 (succeeded, reverted, or failed to revert: ``runs`` and ``show`` tell), or
 could never run (no run id, no such run, a graph that changed); abandoned
 (left on the board for the next claim) when its run suspended, when another
-process drives the run, or when the run database failed.
+process drives the run, or when the run database failed without an outage.
+Outages of the board or the run database are waited out
+(:mod:`imagepipe.fleet.outages`).
 """
 
 import functools
@@ -34,6 +36,7 @@ from taskflow.listeners import base as tf_listeners
 from imagepipe import exception
 from imagepipe import stop
 from imagepipe.fleet import board as boards
+from imagepipe.fleet import outages
 from imagepipe.fleet import wakeup
 from imagepipe.runner import driver
 from imagepipe.runner import guards
@@ -42,6 +45,9 @@ from imagepipe.runner import listeners
 from imagepipe.tasks import locks
 
 LOG = logging.getLogger('imagepipe.conductor')
+
+#: how a run database that went away shows
+_DATABASE_DOWN = (exception.DatabaseUnusable, tf_exceptions.StorageFailure)
 
 
 class _Tracked(tf_listeners.Listener):
@@ -71,6 +77,10 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
         self._expiration = settings.expiration
         board.claim = functools.partial(board.claim,
                                         expiry=settings.expiration)
+        self._board_down = outages.Outage(
+            f'the jobboard {boards.shown(settings.url)}')
+        outages.guard(board, self._board_down)
+        self._db_down = outages.Outage('the run database')
         self.guard = threading.Lock()
         self.engines = {}
         self._beating = threading.Event()
@@ -91,9 +101,24 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
             LOG.error('job %s: no run id in its details %.200r: consumed',
                       job.uuid, job.details)
             return True
+        while True:
+            try:
+                return self._drive_run(job, run_id)
+            except _DATABASE_DOWN as e:
+                error = e
+            # waits (the claim renewed) while the database is down, then
+            # runs again from what it holds; a failure that is not an
+            # outage leaves the job for later
+            if not self._db_down.wait(lambda: self._runs.get(run_id),
+                                      _DATABASE_DOWN, self._beating):
+                LOG.error('run %s: stopped: %s: left on the board', run_id,
+                          error)
+                return False
+
+    def _drive_run(self, job, run_id):
         try:
             fd = self._runs.get(run_id)
-        except (exception.ImagepipeError, tf_exceptions.NotFound):
+        except tf_exceptions.NotFound:
             LOG.error('job %s: run %s is not in the run database: consumed',
                       job.uuid, run_id)
             return True
@@ -109,8 +134,7 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
             LOG.error('run %s: refused: %s: %s', run_id, e,
                       'left on the board' if busy else 'consumed')
             return not busy
-        except (exception.DatabaseUnusable, tf_exceptions.StorageFailure,
-                interrupts.Interrupted) as e:
+        except interrupts.Interrupted as e:
             LOG.error('run %s: stopped: %s: left on the board', run_id, e)
             return False
         where = f' at step {step}' if step else ''
@@ -136,18 +160,32 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
                     self._renew(job)
 
     def _renew(self, job):
-        try:
-            kept = (boards.owner(self._jobboard, job) == self._name
-                    and job.extend_expiry(self._expiration))
-        except tf_exceptions.JobFailure as e:
-            LOG.warning('job %s: claim not renewed: %s', job.uuid, e)
+        kept = []
+
+        def extend():
+            kept.append(boards.owner(self._jobboard, job) == self._name
+                        and job.extend_expiry(self._expiration))
+        error = outages.raised(extend, tf_exceptions.JobFailure)
+        if error is not None:
+            if outages.unreachable(error):
+                self._board_down.failed(error)
+            else:
+                LOG.warning('job %s: claim not renewed: %s', job.uuid, error)
             return
-        if not kept:
+        self._board_down.ok()
+        if not kept[0]:
             LOG.error('job %s: claim lost: its run suspends', job.uuid)
             with self.guard:
                 engine = self.engines.get(job.uuid)
             if engine is not None:
                 engine.suspend()
+
+    def _try_finish_job(self, job, consume, trash=False):
+        """taskflow's, once the board can be reached: a job finished while
+        it was down would stay claimed until its claim expires."""
+        self._board_down.wait(lambda: self._jobboard.job_count,
+                              tf_exceptions.JobFailure, self._beating)
+        super()._try_finish_job(job, consume, trash)
 
     # -- stopping ------------------------------------------------------------
 

@@ -151,9 +151,13 @@ def unusable(connection, error):
     while getattr(error, 'cause', None) is not None:  # taskflow's wrapping
         error = error.cause
     lines = str(error).strip().splitlines() or [type(error).__name__]
+    path = sqlite_path(connection)
+    # a file is named as the run database; a server by its setting
+    what = ('run database' if path is not None
+            else '[imagepipe] connection')
     return exception.DatabaseUnusable(
-        f'run database {describe(connection)} is not usable: {lines[0]}'
-        f'{_full(sqlite_path(connection))}')
+        f'{what} {describe(connection)} is not usable: {lines[0]}'
+        f'{_full(path)}')
 
 
 def _full(path):

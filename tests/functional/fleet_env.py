@@ -20,7 +20,7 @@ class HostEnv(Env):
     def __init__(self, root, db_url, board_url=None, host='host-a',
                  expiration=None, max_jobs=None, release='folsom'):
         super().__init__(root, release=release)
-        self.db_url, self.host = db_url, host
+        self.db_url, self.board_url, self.host = db_url, board_url, host
         self.conductors = []
         lines = [f'[DEFAULT]\nstate_path = {self.state}',
                  f'instances_path = {self.instances}', f'host = {host}',
@@ -33,11 +33,11 @@ class HostEnv(Env):
                 lines.append(f'max_concurrent_jobs = {max_jobs}')
         with open(self.conf, 'w') as f:
             f.write('\n'.join(lines) + '\n')
-        self._engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
 
     @contextlib.contextmanager
     def _sql(self):
-        with self._engine.connect() as conn:
+        engine = sa.create_engine(self.db_url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
             yield conn
 
     def run_ids(self):
@@ -100,6 +100,8 @@ def stop(proc, sig=signal.SIGTERM, timeout=60):
 
 def wait_log(path, text, timeout=60):
     def found():
+        if not os.path.exists(path):
+            return False
         with open(path) as f:
             return text in f.read()
     return wait_for(found, f'{text!r} in {path}', timeout)

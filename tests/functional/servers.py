@@ -30,6 +30,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _wait_closed(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=1).close()
+        except OSError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f'127.0.0.1:{port} still listens')
+
+
 def _wait_port(port, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -60,6 +71,17 @@ class Redis:
     def stop(self):
         subprocess.run(['redis-cli', '-p', str(self.port), 'shutdown'],
                        capture_output=True, check=False)
+        _wait_closed(self.port)
+
+    @contextlib.contextmanager
+    def down(self):
+        """Stopped (its jobs saved in its append-only file) for the block,
+        started again on the same port after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
     def flush(self):
         subprocess.run(['redis-cli', '-p', str(self.port), 'flushall'],
@@ -99,6 +121,16 @@ class Postgres:
     def stop(self):
         self._as_postgres(os.path.join(self.bin, 'pg_ctl'), '-D', self.data,
                           '-m', 'fast', '-w', 'stop')
+
+    @contextlib.contextmanager
+    def down(self):
+        """Stopped (a fast shutdown: its clients are cut off) for the
+        block, started again on the same port after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
     def createdb(self, name):
         subprocess.run([os.path.join(self.bin, 'createdb'), '-h', '127.0.0.1',
