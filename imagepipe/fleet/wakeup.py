@@ -30,6 +30,9 @@ LOG = logging.getLogger('imagepipe.conductor')
 #: seconds between two looks at the board when nothing arrives
 PERIOD = 0.5
 
+#: longest a wait listens before it checks whether it was interrupted
+SLICE = 0.5
+
 
 class Wakeup:
     def __init__(self, settings, host, period=PERIOD):
@@ -40,6 +43,7 @@ class Wakeup:
         self._period = period
         self._stopped = threading.Event()
         self._pubsub = None
+        self._using = threading.Lock()
 
     @property
     def value(self):
@@ -69,11 +73,15 @@ class Wakeup:
             if left <= 0:
                 return
             try:
-                if self._message(left):
-                    return
+                with self._using:
+                    if self._stopped.is_set():
+                        return
+                    if self._message(min(left, SLICE)):
+                        return
             except redis.RedisError as e:
                 LOG.debug('board channel %s: %s', self._channel, e)
-                self._close()
+                with self._using:
+                    self._close()
                 self._stopped.wait(max(0.0, deadline - time.monotonic()))
                 return
 
@@ -97,5 +105,10 @@ class Wakeup:
             self._pubsub = None
 
     def close(self):
-        self._close()
+        """Stop waiting (a wait in progress returns within SLICE) and
+        let go of the channel; its subscription is not thread-safe, so it
+        is used and closed under one lock."""
+        self._stopped.set()
+        with self._using:
+            self._close()
         self._client.close()
