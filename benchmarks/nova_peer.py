@@ -162,6 +162,8 @@ class _Arms:
         stack.callback(self.host.close)
         self.host.start()
         self.states[CONDUCTOR] = self.host.st
+        #: instance -> (seconds to post, seconds in the steps), conductor's
+        self.parts = {}
 
     def clear(self, arm):
         if arm == 'Nova in-process':
@@ -179,8 +181,9 @@ class _Arms:
             if arm == 'imagepipe in-process':
                 took = self.inproc.boot(name)['seconds']
             elif arm == CONDUCTOR:
-                took = fleet_env.boot(self.host, self.image, [name],
-                                      self.root_gb)[0]
+                took, post, steps = fleet_env.boot(
+                    self.host, self.image, [name], self.root_gb)
+                self.parts[name] = (post, steps[0])
             else:
                 took, _ = harness.timed(st.run(RELEASE, self.image, name,
                                                self.root_gb))
@@ -205,6 +208,20 @@ def _table(title, times, fmt, pairs):
     table.notes.append(f'{pairs}; "x Nova" is the median of the ratios of '
                        'boots made side by side.')
     return table
+
+
+def _conductor_note(table, arms, times, names):
+    """Where the conductor arm's boots ``names`` (in the order of its
+    ``times``) spent their time."""
+    post = [arms.parts[n][0] for n in names]
+    steps = [arms.parts[n][1] for n in names]
+    outside = [t - p - s for t, p, s in zip(times[CONDUCTOR], post, steps)]
+    table.notes.append(
+        f'{CONDUCTOR}, median ms: building, storing and posting the run '
+        f'{fmt_ms(spread(post)[0])}; its steps {fmt_ms(spread(steps)[0])}; '
+        'outside the steps and the post (claim, load, saves, consume) '
+        f'{fmt_ms(spread(outside)[0])}.')
+    return {'post': post, 'steps': steps, 'outside': outside}
 
 
 def nova_peer(env, number):
@@ -253,6 +270,12 @@ def nova_peer(env, number):
             f'{arm} {fmt_s(first[arm])} s' for arm in ARMS
             if arm != 'imagepipe run') + '.')
     res.tables += [cold_t, warm_t]
+    rounds = range(1, env.pairs + 1)
+    parts = {kind: _conductor_note(table, arms, times, names)
+             for kind, table, times, names in (
+                 ('cold', cold_t, cold, [f'c{r}' for r in rounds]),
+                 ('warm', warm_t, warm, [f'w{r}-{k}' for r in rounds
+                                         for k in range(warm_n)]))}
     for kind, times in (('cold', cold), ('warm', warm)):
         for arm in CONTENDERS:
             ratio = spread([x / y for x, y in zip(times[arm],
@@ -261,5 +284,6 @@ def nova_peer(env, number):
                 f'{kind} boot: {arm} / Nova 33 in-process', '<= 1.00',
                 f'{ratio:.2f}', ratio <= 1.0))
     res.data = {'cold': cold, 'warm': warm, 'first': first,
-                'versions': arms.versions, 'venv_seconds': arms.venv_seconds}
+                'versions': arms.versions, 'venv_seconds': arms.venv_seconds,
+                'conductor_parts': parts}
     return res
