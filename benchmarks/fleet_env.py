@@ -55,16 +55,24 @@ def started_servers():
         shutil.rmtree(top, ignore_errors=True)
 
 
-class Host:
-    """A host's state dir and configuration, its conductor and producer."""
+def write_conf(path, host, board_url, db_url, more=''):
+    """Add a host's settings to the configuration file ``path``, a
+    :class:`harness.State`'s (its ``[DEFAULT]`` section last), then the
+    sections in ``more``."""
+    with open(path, 'a') as f:
+        f.write(f'host = {host}\n[imagepipe]\nconnection = {db_url}\n'
+                f'[jobboard]\nconnection = {board_url}\n{more}')
 
-    def __init__(self, env, name, release, board_url, db_url):
+
+class Host:
+    """A host's state dir and configuration (``more``: sections of the
+    caller's), its conductor and producer."""
+
+    def __init__(self, env, name, release, board_url, db_url, more=''):
         self.env, self.name, self.release = env, name, release
         self.st = env.state(f'fleet-{name}')
         self.log = os.path.join(self.st.root, 'conductor.log')
-        with open(self.st.conf, 'a') as f:
-            f.write(f'host = {name}\n[imagepipe]\nconnection = {db_url}\n'
-                    f'[jobboard]\nconnection = {board_url}\n')
+        write_conf(self.st.conf, name, board_url, db_url, more)
         self.rconf = loader.load([self.st.conf], release=release)
         self.settings = boards.settings(self.rconf)
         self.store = run_store.RunStore(persistence.open_backend(db_url))

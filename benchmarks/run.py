@@ -154,7 +154,7 @@ def main(argv=None):
                         help='comma-separated case numbers (default: 1-8; '
                         '9, boots through conductors, needs root for its '
                         'PostgreSQL; 10 installs Nova 33 in a venv of its '
-                        'own)')
+                        'own and, for its conductor arm, needs root too)')
     parser.add_argument('--json', metavar='FILE',
                         help='write every measurement as JSON to FILE '
                              '(default: WORKDIR/results.json)')

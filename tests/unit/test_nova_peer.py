@@ -1,22 +1,27 @@
-"""Benchmark case 10's cheap parts: the fake Glance and the disk check.
+"""Benchmark case 10's cheap parts: the fake Glance, the disk check and
+the conductor's configuration.
 
 The case itself (a venv with nova, real boots) runs only in the benchmark;
 these check what it relies on: the fake Glance answers what glanceclient
-asks, as glance-api does, and a disk that is not Nova's qcow2 overlay on a
-raw base of the flavor's size stops the case.
+asks, as glance-api does, a disk that is not Nova's qcow2 overlay on a
+raw base of the flavor's size stops the case, and the conductor arm's host
+reads the same Glance as the other arms under its own host name.
 """
 
 import hashlib
 import json
 import subprocess
+import types
 import urllib.error
 import urllib.request
 
 import pytest
 
 from benchmarks import fake_glance
+from benchmarks import fleet_env
 from benchmarks import harness
 from benchmarks import nova_peer
+from imagepipe.conf import loader
 
 MiB = 1024 ** 2
 
@@ -116,3 +121,19 @@ def test_check_disk_refuses_a_flat_copy_and_a_qcow2_base(made, tmp_path):
     with pytest.raises(harness.Failed) as failed:
         nova_peer.check_disk('Nova', disk, str(qcow2_base), 1, 64 * MiB)
     assert 'base qcow2 of 67108864 bytes, not raw' in str(failed.value)
+
+
+def test_conductor_host_conf_keeps_each_setting_in_its_group(tmp_path):
+    st = harness.State(types.SimpleNamespace(workdir=str(tmp_path)), 'h')
+    fleet_env.write_conf(st.conf, 'peer', 'redis://127.0.0.1:7',
+                         'postgresql+psycopg2://u@127.0.0.1:8/runs',
+                         more='[glance]\napi_servers = http://127.0.0.1:9\n')
+    rconf = loader.load([st.conf], release='gazpacho')
+    assert {key: rconf.value(key) for key in (
+        'state_path', 'host', 'jobboard_connection',
+        'glance_api_servers')} == {
+        'state_path': st.state_path, 'host': 'peer',
+        'jobboard_connection': 'redis://127.0.0.1:7',
+        'glance_api_servers': ['http://127.0.0.1:9']}
+    assert (rconf.conf.imagepipe.connection
+            == 'postgresql+psycopg2://u@127.0.0.1:8/runs')
