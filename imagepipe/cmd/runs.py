@@ -203,6 +203,13 @@ def _resume_one(ctx, store, fd):
     return outcome.report(store, fd.uuid, flow, 'table', state, step, error)
 
 
+def _not_resumed(left):
+    if left:
+        said = (f'run {left[0].uuid} was' if len(left) == 1 else
+                f"runs {', '.join(f.uuid for f in left)} were")
+        print(f'imagepipe: stopped: {said} not resumed', file=sys.stderr)
+
+
 @database.checked
 def resume(args, ctx):
     if args.all == bool(args.run):
@@ -213,9 +220,9 @@ def resume(args, ctx):
         return _resume_one(ctx, store, store.find(args.run))
     lock_dir = database.lock_dir(ctx)
     status = 0
-    for fd in store.all():
-        if run_store.state_of(fd) in run_store.FINISHED:
-            continue
+    waiting = [fd for fd in store.all()
+               if run_store.state_of(fd) not in run_store.FINISHED]
+    for i, fd in enumerate(waiting):
         if guards.is_active(fd.uuid, lock_dir):
             print(f'run {fd.uuid} is being driven by another process: '
                   'skipped')
@@ -225,4 +232,7 @@ def resume(args, ctx):
         except exception.Refused as e:
             print(f'imagepipe: error: {e}', file=sys.stderr)
             status = max(status, e.exit_code)
+        if status == outcome.SUSPENDED_EXIT:  # Ctrl-C: the others stay
+            _not_resumed(waiting[i + 1:])
+            break
     return status

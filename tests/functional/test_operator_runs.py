@@ -225,3 +225,39 @@ def test_forget_and_prune_finished_runs_only(tmp_path, small):
     r = env.cli('runs', '--prune')
     assert (r.rc, r.out) == (0, '1 finished run(s) forgotten\n'), r
     assert env.run_ids() == []
+
+
+def _wait_for_more(env):
+    start = part_size(env)
+    wait_for(lambda: part_size(env) > start, 'the download to go on')
+
+
+def test_sigint_during_resume_all_resumes_no_further_run(big_env):
+    """Ctrl-C while ``resume --all`` drives one run: that run suspends and
+    the runs after it are left as they were, not started one by one."""
+    env = big_env
+    env.server.rate = 1 * MiB
+    suspended = []
+    for instance in ('vm1', 'vm2'):
+        p = env.popen('run', '--image', env.url, '--instance', instance,
+                      '--root-gb', '1')
+        suspended.append(p.stdout.readline().split()[1])
+        _wait_for_more(env)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(60) == 130
+    p = env.popen('resume', '--all')
+    first = p.stdout.readline()
+    while not first.endswith(': resuming\n'):  # a step of the run before
+        assert first, 'resume --all printed no resuming line'
+        first = p.stdout.readline()
+    _wait_for_more(env)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, (first, out, err)
+    assert 'resuming' not in out, out  # no second run was started
+    assert [runs_json(env)[r]['state'] for r in suspended] == [
+        'SUSPENDED', 'SUSPENDED']
+    resumed = first.split()[1]
+    other, = set(suspended) - {resumed}
+    assert err.splitlines()[-1] == (
+        f'imagepipe: stopped: run {other} was not resumed')
