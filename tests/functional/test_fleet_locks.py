@@ -163,3 +163,56 @@ def test_run_lock_taken_by_another_while_postgresql_restarted(
     assert len(gets) == 1, gets  # the download was not lost
     assert temporaries(env.instances) == []
     assert_same(snapshot(env.instances), want)
+
+
+def test_conductor_run_suspends_when_its_lock_is_taken_meanwhile(
+        tmp_path, served, postgres, pg_url, redis_server):  # noqa: F811
+    """As above, the run driven by a conductor in a thread of its own: it
+    suspends, and is resumed to SUCCESS once the other process lets the
+    run go."""
+    directory, _ = served
+    env = HostEnv(tmp_path / 'a', pg_url, redis_server.url,
+                  host=f'h-{uuid.uuid4().hex[:8]}', expiration=30)
+    log = os.path.join(env.root, 'conductor.log')
+    try:
+        with httpserver.Server(directory) as server:
+            url = server.url('big.qcow2')
+            want = _reference(env, url)
+            mark = len(server.gets('big.qcow2'))
+            env.configure(f'[imagepipe]\nlog_file = {log}')
+            conductor = env.conductor(
+                log=os.path.join(env.root, 'c1.stderr'))
+            wait_log(log, 'serving host')
+            server.rate = MiB
+            r = env.cli('boot', '--host', env.host, '--image', url,
+                        '--instance', 'vm1', '--root-gb', '1')
+            assert r.rc == 0, r
+            run_id = first_run_id(r)
+            wait_for(lambda: part_size(env) > MiB, 'the download to start')
+            database = pg_url.rpartition('/')[2]
+            locks = advisory.AdvisoryLocks(postgres.socket_url(database))
+            with postgres.restarted_socket_only():
+                taken = locks.try_hold(f'run-{run_id}')
+                assert taken is not None
+            wait_log(log, f'run {run_id} suspends')
+            server.rate = None
+            wait_for(lambda: env.flow_state(run_id) == 'SUSPENDED',
+                     'the run to suspend', timeout=90)
+            disk = os.path.join(env.instances, 'vm1', 'disk')
+            assert not os.path.exists(disk)
+            assert env.steps(run_id)['root-fetch'] == 'SUCCESS'
+            assert stop(conductor) == 0
+            taken.close()
+            r = env.cli('resume', run_id)
+            assert r.rc == 0, r
+            gets = server.gets('big.qcow2')[mark:]
+    finally:
+        env.stop_conductors()
+    assert len(gets) == 1, gets
+    with open(log) as f:
+        text = f.read()
+    assert text.count(f'run {run_id} suspends') == 1, text
+    assert text.count(f'run {run_id}: SUSPENDED') == 1, text
+    assert env.flow_state(run_id) == 'SUCCESS'
+    assert temporaries(env.instances) == []
+    assert_same(snapshot(env.instances), want)
