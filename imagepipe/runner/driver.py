@@ -101,6 +101,7 @@ def execute(runs, fd, engine, listeners):
         for make in (reverts.KeepExecuted, interrupts.SuspendOnStop,
                      *listeners):
             stack.enter_context(make(engine))
+        stack.enter_context(guards.suspend_on_lost_lock(engine, fd.uuid))
         with interrupts.suspend_on_signals(engine, fd.uuid) as caught:
             try:
                 engine.run()

@@ -20,13 +20,20 @@ which hold between hosts; on any other (MySQL) they stay under the
 configuration's ``state_path/locks`` and hold between the processes of one
 host only.
 
+On PostgreSQL a lock can also be lost while held, when the database
+restarts and another process takes it before the holder takes it again
+(:mod:`imagepipe.runner.advisory`): :func:`suspend_on_lost_lock` then
+suspends the run being driven.
+
 Everything that refuses raises :class:`~imagepipe.exception.Refused`
 (exit status 2) without changing the run.
 """
 
 import contextlib
 import hashlib
+import logging
 import os
+import threading
 
 from oslo_concurrency import lockutils
 
@@ -34,6 +41,8 @@ from imagepipe import exception
 from imagepipe.runner import advisory
 from imagepipe.runner import persistence
 from imagepipe.runner import store
+
+LOG = logging.getLogger('imagepipe.locks')
 
 LOCK_PREFIX = 'imagepipe-'
 
@@ -123,6 +132,43 @@ def is_active(run_id, lock_dir):
         return True
     lock.release()
     return False
+
+
+@contextlib.contextmanager
+def suspend_on_lost_lock(engine, run_id):
+    """While ``engine`` runs, a lock the calling thread holds on PostgreSQL
+    that another process takes while the database restarts suspends it
+    (the step in progress ends first; the run stays resumable), with one
+    line saying why. Nothing happens with any other database.
+    """
+    holds = advisory.held_here()
+    if not holds:
+        yield
+        return
+    once = threading.Lock()
+    suspender = threading.Thread(target=engine.suspend, daemon=True)
+    ended = []
+
+    def lost(why):
+        with once:  # the run and the instance lock may both go
+            if ended or suspender.ident is not None:
+                return
+            # not in the keeper: suspend() waits for the step in progress
+            suspender.start()
+        LOG.error('run %s suspends: %s: resume it once that process is '
+                  'done with it', run_id, why)
+
+    for hold in holds:
+        hold.when_lost(lost)
+    try:
+        yield
+    finally:
+        for hold in holds:
+            hold.when_lost(None)
+        with once:
+            ended.append(True)
+        if suspender.ident is not None:
+            suspender.join()
 
 
 def instance_files(flow, kwargs):

@@ -132,6 +132,33 @@ class Postgres:
         finally:
             self.start()
 
+    def socket_url(self, database):
+        """``database`` reached through the Unix socket in the cluster's
+        directory, not over TCP."""
+        return (f'postgresql+psycopg2://{self.USER}@/{database}'
+                f'?host={self.dir}&port={self.port}')
+
+    @contextlib.contextmanager
+    def restarted_socket_only(self):
+        """Restarted (its clients cut off) refusing clients over TCP for
+        the block, as a server still coming up looks to them, while the
+        Unix socket (:meth:`socket_url`) serves; TCP accepted again after
+        it (pg_hba.conf reloaded)."""
+        hba = os.path.join(self.data, 'pg_hba.conf')
+        with open(hba) as f:
+            rules = f.read()
+        self.stop()
+        with open(hba, 'w') as f:
+            f.write('local all all trust\n')
+        self.start()
+        try:
+            yield
+        finally:
+            with open(hba, 'w') as f:
+                f.write(rules)
+            self._as_postgres(os.path.join(self.bin, 'pg_ctl'), '-D',
+                              self.data, 'reload')
+
     def createdb(self, name):
         subprocess.run([os.path.join(self.bin, 'createdb'), '-h', '127.0.0.1',
                         '-p', str(self.port), '-U', self.USER, name],
