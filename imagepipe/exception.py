@@ -61,5 +61,10 @@ class Refused(RunError):
     exit_code = 2
 
 
+class Busy(Refused):
+    """Refused because another process drives the run or builds its
+    instance: it may be tried again once that one is done."""
+
+
 class DatabaseUnusable(ConfigError):
     """The run database cannot be opened, read or written."""

@@ -39,12 +39,15 @@ from imagepipe.fleet import board as boards
 from imagepipe.fleet import outages
 from imagepipe.fleet import wakeup
 from imagepipe.runner import driver
-from imagepipe.runner import guards
 from imagepipe.runner import interrupts
 from imagepipe.runner import listeners
 from imagepipe.tasks import locks
 
 LOG = logging.getLogger('imagepipe.conductor')
+
+#: seconds between two tries of a job whose run another process drives
+#: (its claim renewed meanwhile)
+BUSY_RETRY = 2.0
 
 #: how a run database that went away shows
 _DATABASE_DOWN = (exception.DatabaseUnusable, tf_exceptions.StorageFailure)
@@ -101,9 +104,15 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
             LOG.error('job %s: no run id in its details %.200r: consumed',
                       job.uuid, job.details)
             return True
+        first_wait = True
         while True:
             try:
                 return self._drive_run(job, run_id)
+            except exception.Busy as e:
+                if not self._waited_for_other(run_id, e, first_wait):
+                    return False
+                first_wait = False
+                continue
             except _DATABASE_DOWN as e:
                 error = e
             # waits (the claim renewed) while the database is down, then
@@ -115,6 +124,19 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
                           error)
                 return False
 
+    def _waited_for_other(self, run_id, busy, first):
+        """Another process drives the run (``imagepipe resume``, or a
+        conductor whose claim expired while it lived): keep the job, its
+        claim renewed, and try again in a while; False if this conductor
+        stops meanwhile (the job is left on the board)."""
+        if first:
+            LOG.info('run %s: %s: the job waits for it', run_id, busy)
+        if self._beating.wait(BUSY_RETRY):
+            LOG.info('run %s: still busy as the conductor stops: left on '
+                     'the board', run_id)
+            return False
+        return True
+
     def _drive_run(self, job, run_id):
         try:
             fd = self._runs.get(run_id)
@@ -122,18 +144,19 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
             LOG.error('job %s: run %s is not in the run database: consumed',
                       job.uuid, run_id)
             return True
-        LOG.info('run %s: started (job %s)', run_id, job.uuid)
         try:
             _, state, step, error = driver.resume(
                 self._runs, fd, self._lock_dir,
                 listeners=[listeners.durations,
                            functools.partial(_Tracked, conductor=self,
-                                             job=job)])
+                                             job=job)],
+                announce=lambda fd: LOG.info('run %s: started (job %s)',
+                                             fd.uuid, job.uuid))
+        except exception.Busy:
+            raise
         except exception.Refused as e:
-            busy = guards.is_active(run_id, self._lock_dir)
-            LOG.error('run %s: refused: %s: %s', run_id, e,
-                      'left on the board' if busy else 'consumed')
-            return not busy
+            LOG.error('run %s: refused: %s: consumed', run_id, e)
+            return True
         except interrupts.Interrupted as e:
             LOG.error('run %s: stopped: %s: left on the board', run_id, e)
             return False

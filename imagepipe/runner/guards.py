@@ -85,12 +85,12 @@ def _held(name, lock_dir, busy):
     if isinstance(lock_dir, advisory.AdvisoryLocks):
         with lock_dir.held(name) as mine:
             if not mine:
-                raise exception.Refused(busy)
+                raise exception.Busy(busy)
             yield
         return
     lock = _external(name, lock_dir)
     if not _acquire(lock, blocking=False):
-        raise exception.Refused(busy)
+        raise exception.Busy(busy)
     try:
         yield
     finally:

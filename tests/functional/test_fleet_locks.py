@@ -168,8 +168,8 @@ def test_run_lock_taken_by_another_while_postgresql_restarted(
 def test_conductor_run_suspends_when_its_lock_is_taken_meanwhile(
         tmp_path, served, postgres, pg_url, redis_server):  # noqa: F811
     """As above, the run driven by a conductor in a thread of its own: it
-    suspends, and is resumed to SUCCESS once the other process lets the
-    run go."""
+    suspends; its job waits (claimed, not spinning) while the other process
+    holds the run and the conductor finishes it once that one lets go."""
     directory, _ = served
     env = HostEnv(tmp_path / 'a', pg_url, redis_server.url,
                   host=f'h-{uuid.uuid4().hex[:8]}', expiration=30)
@@ -201,10 +201,16 @@ def test_conductor_run_suspends_when_its_lock_is_taken_meanwhile(
             disk = os.path.join(env.instances, 'vm1', 'disk')
             assert not os.path.exists(disk)
             assert env.steps(run_id)['root-fetch'] == 'SUCCESS'
-            assert stop(conductor) == 0
+            # its job, back on the board, waits while the other holds it
+            wait_log(log, 'is being driven by another process: the job '
+                          'waits for it')
+            assert env.flow_state(run_id) == 'SUSPENDED'
             taken.close()
-            r = env.cli('resume', run_id)
-            assert r.rc == 0, r
+            wait_for(lambda: env.flow_state(run_id) == 'SUCCESS',
+                     'the conductor to finish the run', timeout=90)
+            wait_for(lambda: env.jobs('--host', env.host) == [],
+                     'the job to be consumed')
+            assert stop(conductor) == 0
             gets = server.gets('big.qcow2')[mark:]
     finally:
         env.stop_conductors()
@@ -213,6 +219,9 @@ def test_conductor_run_suspends_when_its_lock_is_taken_meanwhile(
         text = f.read()
     assert text.count(f'run {run_id} suspends') == 1, text
     assert text.count(f'run {run_id}: SUSPENDED') == 1, text
+    assert text.count('the job waits for it') == 1, text  # no spinning
+    assert text.count(f'run {run_id}: started') == 2, text
+    assert 'refused' not in text, text
     assert env.flow_state(run_id) == 'SUCCESS'
     assert temporaries(env.instances) == []
     assert_same(snapshot(env.instances), want)
