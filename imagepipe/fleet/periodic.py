@@ -75,13 +75,16 @@ class CachePasses:
 
     def _serve(self):
         while not self._stopping.wait(self.interval):
+            failed = None
             try:
                 self._one_pass()
             except Exception as e:  # noqa: BLE001 - the conductor lives on
-                LOG.error('image cache pass failed: %s: %s: the next in '
-                          '%ds', type(e).__name__, e, self.interval)
+                failed = f'{type(e).__name__}: {e}'
             finally:
                 locks.release_owned()
+            if failed:  # logged out of the except: oslo.log would add it
+                LOG.error('image cache pass failed: %s: the next in %ds',
+                          failed, self.interval)
 
     def _one_pass(self):
         found = clean.survey(self._rconf, self._runs)
