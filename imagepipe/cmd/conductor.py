@@ -39,11 +39,11 @@ def run(args, ctx):
             passes = periodic.CachePasses(ctx.rconf, store, lock_dir)
 
             def on_signal(signum, frame):
+                passes.stop()
                 LOG.info('conductor %s: %s: claiming no more, suspending '
                          'the running jobs', name,
                          signal.Signals(signum).name)
                 serving.stop()
-                passes.stop()
 
             for s in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(s, on_signal)

@@ -11,15 +11,16 @@ boots in other processes are safe against it. The first pass comes one
 interval after the conductor starts, as Nova's periodic tasks did. A pass
 that fails is logged in one line and made again at the next interval; the
 conductor keeps serving. On SIGTERM the pass in progress suspends: the
-step running (one touch or one removal) finishes, no other starts, and the
-run is left SUSPENDED, for ``resume`` or for the next pass to redo (a
-SIGTERM in the instant between the wait and the start of the engine lets
-that pass run through: its steps are short).
+step running (one touch or one removal, which may wait for a base's lock)
+finishes, no other starts, and the run is left SUSPENDED, for ``resume``
+or for the next pass to redo; the conductor exits once it has.
 """
 
+import functools
 import logging
 import threading
 
+from taskflow import states
 from taskflow.listeners import base as tf_listeners
 
 from imagepipe.cache import clean
@@ -44,8 +45,6 @@ class CachePasses:
         self._rconf, self._runs, self._lock_dir = rconf, runs, lock_dir
         self.interval, self._value = interval_of(rconf)
         self._stopping = threading.Event()
-        self._guard = threading.Lock()
-        self._engine = None
         self._thread = threading.Thread(target=self._serve,
                                         name='image-cache-passes')
 
@@ -61,13 +60,9 @@ class CachePasses:
         self._thread.start()
 
     def stop(self):
-        """No further pass; the pass in progress suspends."""
+        """No further pass; the pass in progress suspends as its current
+        step ends (:class:`_SuspendOnStop`)."""
         self._stopping.set()
-        with self._guard:
-            engine = self._engine
-        if engine is not None:
-            # not in the signal handler: suspend() waits for the step
-            threading.Thread(target=engine.suspend, daemon=True).start()
 
     def join(self):
         if self._thread.is_alive():
@@ -90,7 +85,8 @@ class CachePasses:
         found = clean.survey(self._rconf, self._runs)
         decided = clean.decide(found)
         done = clean.make(self._rconf, self._runs, self._lock_dir, found,
-                          decided, listeners=[self._tracked])
+                          decided, listeners=[functools.partial(
+                              _SuspendOnStop, stopping=self._stopping)])
         counts = (f"{len(done['removed'])} removed, {len(done['kept'])} "
                   f"kept, {len(done['touched'])} in use refreshed, "
                   f'{len(found.warnings)} warnings')
@@ -102,24 +98,22 @@ class CachePasses:
             LOG.info('image cache pass: run %s: %s: %s', done['run'],
                      done['state'], counts)
 
-    def _tracked(self, engine):
-        return _Tracked(engine, self)
 
+class _SuspendOnStop(tf_listeners.Listener):
+    """Suspends the pass as a step ends once the passes stop.
 
-class _Tracked(tf_listeners.Listener):
-    """Keeps the engine of the pass in progress where :meth:`stop` can
-    suspend it."""
+    In the engine's thread, as the step's result is stored (the storage
+    lock is held and reentrant), so no further step starts. A
+    ``suspend()`` from another thread would wait for that lock while the
+    step runs (a removal may wait for a base's lock) and could lose the
+    race for it to the next step.
+    """
 
-    def __init__(self, engine, passes):
-        super().__init__(engine, task_listen_for=(), flow_listen_for=())
-        self._passes = passes
+    def __init__(self, engine, stopping):
+        super().__init__(engine, task_listen_for=(states.SUCCESS,),
+                         flow_listen_for=())
+        self._stopping = stopping
 
-    def register(self):
-        super().register()
-        with self._passes._guard:
-            self._passes._engine = self._engine
-
-    def deregister(self):
-        with self._passes._guard:
-            self._passes._engine = None
-        super().deregister()
+    def _task_receiver(self, state, details):
+        if self._stopping.is_set():
+            self._engine.suspend()

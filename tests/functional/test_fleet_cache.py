@@ -169,8 +169,9 @@ def test_a_failed_pass_is_logged_and_made_again(host_env):
 
 def test_sigterm_suspends_the_pass_in_progress(host_env):
     """The test holds the fetch lock of the first unused base, as a boot in
-    another process would: the pass waits in that removal; SIGTERM; the
-    lock is let go, that removal finishes, the next one never starts."""
+    another process would: the pass waits in that removal; SIGTERM; once
+    the conductor logged it, the lock is let go: that removal finishes, the
+    next one never starts."""
     env = host_env()
     base_dir = prepare(env, {A: 3 * DAY, B: 3 * DAY})
     lock_dir = os.path.join(env.instances, 'locks')
@@ -182,6 +183,7 @@ def test_sigterm_suspends_the_pass_in_progress(host_env):
         wait_for(lambda: env.steps(run).get(f'remove-{A}') == 'RUNNING',
                  'the removal waiting for the lock', timeout=60)
         conductor.terminate()
+        # logged once the passes are told to stop
         wait_log(os.path.join(env.root, 'conductor.log'), 'SIGTERM')
     assert stop(conductor) == 0
     assert env.flow_state(run) == 'SUSPENDED'
