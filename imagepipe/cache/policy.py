@@ -54,9 +54,11 @@ class Policy:
     #: the option), 'timestamped' (also skipped for
     #: checksum_interval_seconds after the last one), or None (gone)
     checksums: str | None = None
-    #: an unset (0) interval meant the periodic task never ran (-1 too from
-    #: Juno)
+    #: what image_cache_manager_interval counts: 'ticks' of the periodic
+    #: task loop or 'seconds' (see :func:`pass_interval`)
     interval_unit: str = 'seconds'
+    #: seconds between passes when the interval is 0; None: no pass
+    zero_interval: int | None = None
 
 
 ESSEX = Policy(source='nova/virt/libvirt/imagecache.py@2012.1.3',
@@ -77,13 +79,43 @@ JUNO = dataclasses.replace(
 GAZPACHO = Policy(source='nova/virt/libvirt/imagecache.py@33.0.2',
                   record_files=None, record_removed=None,
                   ages_generated=True, locked_removal=True,
-                  removes_lock_file=True, checksums=None)
+                  removes_lock_file=True, checksums=None, zero_interval=60)
 
 POLICIES = {'essex': ESSEX, 'folsom': FOLSOM, 'grizzly': GRIZZLY,
             'havana': HAVANA, 'icehouse': ICEHOUSE, 'juno': JUNO,
             'gazpacho': GAZPACHO}
 
 
+#: seconds of one tick of the periodic task loop (nova/service.py@2012.1.3
+#: periodic_interval, whose default nobody could change per task)
+TICK = 60
+
+
 def for_release(name):
     """The policy of the options release ``name`` (conf.releases)."""
     return POLICIES[name]
+
+
+def pass_interval(policy, value):
+    """Seconds from the start of nova-compute to its first image cache
+    manager pass, and between two passes, for image_cache_manager_interval
+    ``value``; None when that release never made the pass.
+
+    Ticks (nova/manager.py@2012.1.3 and @2012.2.4 ``periodic_tasks``): a
+    task skipped ``value`` ticks and ran on the next one, so every
+    ``value + 1`` ticks, the first after as many; a negative value skipped
+    none (every tick); at 0 the pass returned at once
+    (nova/compute/manager.py@2012.1.3 ``_run_image_cache_manager_pass``).
+
+    Seconds (nova/manager.py@2013.1.5 ``periodic_task``, later
+    oslo.service's): a task last ran when nova-compute started, so the
+    first pass came one spacing after it; a negative spacing was never
+    scheduled; 0 ran on every tick, where the pass returned at once
+    (nova/compute/manager.py@2013.1.5 .. @2014.2.4) until 33.0.2 ran it at
+    the periodic task rate (``zero_interval``).
+    """
+    if policy.interval_unit == 'ticks':
+        return None if value == 0 else (max(value, 0) + 1) * TICK
+    if value < 0:
+        return None
+    return policy.zero_interval if value == 0 else value

@@ -3,7 +3,9 @@
 Logs one line as each job starts and ends (run id and outcome) through
 oslo.log. SIGTERM or SIGINT: no more claims, the running jobs suspend (the
 step in progress stops at once and runs again when the job is taken
-again), their jobs are left on the board, exit 0.
+again), their jobs are left on the board, exit 0. The image cache
+manager's pass runs every image_cache_manager_interval as the release's
+nova-compute ran it (:mod:`imagepipe.fleet.periodic`).
 """
 
 import logging
@@ -15,6 +17,7 @@ import threading
 from imagepipe.cmd import database
 from imagepipe.fleet import board as boards
 from imagepipe.fleet import conductor
+from imagepipe.fleet import periodic
 from imagepipe.runner import persistence
 
 LOG = logging.getLogger('imagepipe.conductor')
@@ -33,8 +36,10 @@ def run(args, ctx):
                            persistence=store.backend) as board:
             serving = conductor.RunConductor(name, board, store, lock_dir,
                                              settings)
+            passes = periodic.CachePasses(ctx.rconf, store, lock_dir)
 
             def on_signal(signum, frame):
+                passes.stop()
                 LOG.info('conductor %s: %s: claiming no more, suspending '
                          'the running jobs', name,
                          signal.Signals(signum).name)
@@ -46,6 +51,11 @@ def run(args, ctx):
             LOG.info('conductor %s: serving host %s (%d jobs at once, '
                      'claims of %ds)', name, settings.host, settings.max_jobs,
                      settings.expiration)
-            serving.run()
+            passes.start()
+            try:
+                serving.run()
+            finally:
+                passes.stop()
+                passes.join()
     LOG.info('conductor %s: stopped', name)
     return 0

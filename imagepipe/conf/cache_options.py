@@ -2,7 +2,8 @@
 
 Facts: nova/virt/libvirt/imagecache.py at each tag, nova/virt/imagecache.py
 from 2014.1.5, nova/compute/manager.py for the interval until 2013.2.4 and
-nova/conf/imagecache.py at 33.0.2. Icehouse also accepted
+nova/conf/imagecache.py at 33.0.2 (what the interval's values meant:
+imagepipe.cache.policy.pass_interval). Icehouse also accepted
 [libvirt] remove_unused_base_images and
 [libvirt] remove_unused_original_minimum_age_seconds, names those options
 never had: not modelled.
@@ -14,7 +15,8 @@ from imagepipe.conf.spellings import spelling as _one
 OPTIONS = (
     Option('image_cache_manager_interval', 'int', 40,
            'Periodic ticks (about a minute each) between two passes of the '
-           'image cache manager; 0 turns it off.',
+           'image cache manager; 0 turns it off. imagepipe conductor makes '
+           'the pass every interval + 1 ticks of 60 s, as Nova did.',
            (_one('DEFAULT', 'image_cache_manager_interval', 'essex', 'juno',
                  'gazpacho'),
             _one('image_cache', 'manager_interval', 'gazpacho')),
@@ -22,17 +24,20 @@ OPTIONS = (
                         ('grizzly', {
                'default': 2400,
                'help': 'Seconds between two passes of the image cache '
-                       'manager; 0 turns it off.'}),
+                       'manager (by imagepipe conductor, the first one '
+                       'interval after it starts); 0 turns it off.'}),
                         ('juno', {
                'help': 'Seconds between two passes of the image cache '
-                       'manager; -1 turns it off (0 does too, until it '
-                       'came to mean the default rate).'}),
+                       'manager (by imagepipe conductor, the first one '
+                       'interval after it starts); -1 turns it off (0 '
+                       'does too, until it came to mean the default '
+                       'rate).'}),
                         ('gazpacho', {
                'help': 'Seconds between two passes of the image cache '
-                       'manager; 0 runs it at the periodic task rate, -1 '
-                       'turns it off.'})),
-           ignored='imagepipe runs no periodic task: "imagepipe cache '
-                   'clean" makes one pass each time it is called'),
+                       'manager (by imagepipe conductor, the first one '
+                       'interval after it starts); 0 runs it at the '
+                       'periodic task rate (60 s), -1 turns it off.'})),
+           read_by='imagepipe conductor'),
     Option('remove_unused_base_images', 'bool', False,
            'Whether the image cache manager removes the cached images no '
            'instance uses (once old enough).',

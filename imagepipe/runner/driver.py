@@ -162,14 +162,15 @@ def create(runs, kwargs, flow, lock_dir):
     return run_id
 
 
-def start_operation(runs, kwargs, flow, lock_dir):
+def start_operation(runs, kwargs, flow, lock_dir, listeners=()):
     """Create a run of ``flow`` that builds no instance (a cache pass, a
     pre-cache) and drive it under its run lock only; (run id, state, step,
     error). Its steps take the image locks they need themselves."""
     run_id = uuidutils.generate_uuid()
     with guards.run_lock(run_id, lock_dir):
         fd = runs.create(kwargs, flow, run_id)
-        return (run_id,) + execute(runs, fd, _engine(runs, fd, flow), ())
+        return (run_id,) + execute(runs, fd, _engine(runs, fd, flow),
+                                    listeners)
 
 
 @contextlib.contextmanager

@@ -255,3 +255,22 @@ def test_precache_fetches_then_touches(tmp_path, image):
     old = Env(tmp_path / 'old', release='juno')
     refused = old.cli('precache', '--image', image)
     assert refused.rc == 2 and 'precache' in refused.error_line()
+
+
+@pytest.mark.parametrize('release, setting, said', [
+    ('essex', '-1', False),        # every tick: Essex skipped no tick
+    ('folsom', '0', True),
+    ('grizzly', '-1', True),       # never scheduled
+    ('juno', '0', True),
+    ('gazpacho', '0', False),      # the periodic task rate
+])
+def test_clean_says_when_the_release_never_made_the_pass(tmp_path, release,
+                                                         setting, said):
+    env = Env(tmp_path, release=release)
+    env.configure(f'[DEFAULT]\nimage_cache_manager_interval = {setting}')
+    r = env.cli('cache', 'clean', '--dry-run')
+    assert r.rc == 0, r
+    note = (f'imagepipe: warning: image_cache_manager_interval is '
+            f"{setting}: this release's Nova never ran the pass; this one "
+            'runs because it was asked for')
+    assert (note in r.err.splitlines()) is said, r

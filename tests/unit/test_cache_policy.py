@@ -75,3 +75,25 @@ def test_records_removed_with_their_base():
     assert manager.record_of(policy.JUNO, s, f'{BASE}/{H}') == \
         f'{BASE}/{H}.info'
     assert manager.record_of(policy.GAZPACHO, s, f'{BASE}/{H}') is None
+
+
+#: release -> {image_cache_manager_interval: seconds between passes}
+INTERVALS = {
+    # ticks of 60 s: skip the value's ticks, run on the next; a negative
+    # value skips none; 0 returned at once
+    'essex': {0: None, -1: 60, 1: 120, 40: 41 * 60},
+    # seconds: 0 returned at once, a negative spacing was never scheduled
+    'grizzly': {0: None, -1: None, 1: 1, 2400: 2400},
+    # 0: the periodic task rate
+    'gazpacho': {0: 60, -1: None, -5: None, 1: 1, 2400: 2400},
+}
+INTERVALS['folsom'] = INTERVALS['essex']
+for _r in ('havana', 'icehouse', 'juno'):
+    INTERVALS[_r] = INTERVALS['grizzly']
+
+
+@pytest.mark.parametrize('release', sorted(INTERVALS))
+def test_pass_interval(release):
+    p = policy.for_release(release)
+    assert {v: policy.pass_interval(p, v)
+            for v in INTERVALS[release]} == INTERVALS[release]
