@@ -22,10 +22,10 @@ run was suspended by SIGINT or SIGTERM (the step in progress stops at once
 and runs again on resume; a second signal stops the process at once, as a
 crash would), or because another process took its run lock while the
 run database restarted (PostgreSQL), and ``resume`` continues it;
-``resume --all`` stopped so resumes no further run. A run that can go no further is
-abandoned with ``abandon``. A run killed outright (SIGKILL, power loss) is
-listed by ``runs`` as INTERRUPTED and continued by ``resume``, the step it
-was in running again.
+``resume --all`` stopped so resumes no further run. A run that can go no
+further is abandoned with ``abandon``. A run killed outright (SIGKILL,
+power loss) is listed by ``runs`` as INTERRUPTED and continued by
+``resume``, the step it was in running again.
 """
 
 import logging
