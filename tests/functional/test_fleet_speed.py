@@ -65,3 +65,10 @@ def test_connections_share_one_set_of_tables(pg_url):  # noqa: F811
         book.add(fd)
         one.save_logbook(book)
         assert two.get_flow_details(fd.uuid).name == 'flow'
+
+
+def test_run_database_commits_do_not_wait_for_the_wal_flush(pg_url):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    with backend.engine.connect() as conn:
+        setting = conn.exec_driver_sql('SHOW synchronous_commit').scalar()
+    assert setting == 'off'
