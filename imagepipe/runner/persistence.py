@@ -132,6 +132,17 @@ def _tables_once(impl_sqlalchemy):
             self._metadata, self._tables = backend.schema
             self._converter = impl_sqlalchemy._Alchemist(self._tables)
 
+        def _update_atom_details(self, conn, ad, e_ad):
+            # a step's row written only when the merge changed it: a save
+            # of the run (its state) passes every step, mostly unchanged
+            stored = e_ad.to_dict()
+            e_ad.merge(ad)
+            if e_ad.to_dict() != stored:
+                conn.execute(sa.update(self._tables.atomdetails)
+                             .where(self._tables.atomdetails.c.uuid
+                                    == e_ad.uuid)
+                             .values(e_ad.to_dict()))
+
     class Backend(impl_sqlalchemy.SQLAlchemyBackend):
         def __init__(self, conf, engine=None):
             super().__init__(conf, engine=engine)

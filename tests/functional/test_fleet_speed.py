@@ -72,3 +72,35 @@ def test_run_database_commits_do_not_wait_for_the_wal_flush(pg_url):  # noqa: F8
     with backend.engine.connect() as conn:
         setting = conn.exec_driver_sql('SHOW synchronous_commit').scalar()
     assert setting == 'off'
+
+
+def _row_version(backend, table, row_uuid):
+    """PostgreSQL's xmin of a row: the transaction that last wrote it."""
+    with backend.engine.connect() as conn:
+        return conn.exec_driver_sql(
+            f'SELECT xmin::text FROM {table} WHERE uuid = %s',
+            (row_uuid,)).scalar()
+
+
+def test_a_save_of_the_run_rewrites_only_the_steps_it_changes(pg_url):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    book = models.LogBook('steps')
+    fd = models.FlowDetail('flow', str(uuid.uuid4()))
+    kept, changed = (models.TaskDetail(name, str(uuid.uuid4()))
+                     for name in ('kept', 'changed'))
+    fd.add(kept)
+    fd.add(changed)
+    book.add(fd)
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.save_logbook(book)
+        before = {ad.uuid: _row_version(backend, 'atomdetails', ad.uuid)
+                  for ad in fd}
+        fd.state, changed.state = 'RUNNING', 'RUNNING'
+        conn.update_flow_details(fd)
+    assert _row_version(backend, 'atomdetails', kept.uuid) == before[kept.uuid]
+    assert (_row_version(backend, 'atomdetails', changed.uuid)
+            != before[changed.uuid])
+    with contextlib.closing(backend.get_connection()) as conn:
+        stored = conn.get_flow_details(fd.uuid)
+    assert (stored.state, stored.find(changed.uuid).state) == ('RUNNING',
+                                                               'RUNNING')
