@@ -38,7 +38,6 @@ from imagepipe.fleet import wakeup
 from imagepipe.runner import driver
 from imagepipe.runner import guards
 from imagepipe.runner import interrupts
-from imagepipe.runner import listeners
 from imagepipe.tasks import locks
 
 LOG = logging.getLogger('imagepipe.conductor')
@@ -101,8 +100,7 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
         try:
             _, state, step, error = driver.resume(
                 self._runs, fd, self._lock_dir,
-                listeners=[listeners.durations,
-                           functools.partial(_Tracked, conductor=self,
+                listeners=[functools.partial(_Tracked, conductor=self,
                                              job=job)])
         except exception.Refused as e:
             busy = guards.is_active(run_id, self._lock_dir)

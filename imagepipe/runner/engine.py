@@ -1,16 +1,18 @@
 """The engine that drives a run: taskflow's serial engine, whose storage
-writes a step's progress only when it is worth a transaction.
+writes a step's progress and duration with the step's state saves.
 
 taskflow stores every progress value on its own: the 0.0 and 1.0 the
 engine sets as each step starts and ends, and each report of a step (at
-most one every :data:`imagepipe.tasks.contract.PROGRESS_INTERVAL`). That is
-four transactions of a seven-millisecond step's five, a third of a warm
-boot's run database time through a conductor. Here a step's progress is
-kept in memory and goes to the database with the step's next state save
-(the 0.0 with RUNNING or REVERTING, the 1.0 with SUCCESS) or, for a step
-that runs long, on its own at most once every :data:`SAVE_EVERY` seconds.
-A crash forgets at most that long of a step's progress; the step runs
-again on resume anyway.
+most one every :data:`imagepipe.tasks.contract.PROGRESS_INTERVAL`); its
+DurationListener stores each step's duration on its own after the step
+ended. That made five transactions of a seven-millisecond step's six, half
+of a warm boot's run database time through a conductor. Here a step's
+progress is kept in memory and goes to the database with the step's next
+state save (the 0.0 with RUNNING or REVERTING, the 1.0 with SUCCESS) or,
+for a step that runs long, on its own at most once every
+:data:`SAVE_EVERY` seconds; its duration (from RUNNING or REVERTING to the
+state that ends it) goes with the state that ends it. A crash forgets at
+most that long of a step's progress; the step runs again on resume anyway.
 """
 
 import time
@@ -32,25 +34,31 @@ class RunStorage(storage.Storage):
     def __init__(self, flow_detail, backend=None, scope_fetcher=None):
         super().__init__(flow_detail, backend=backend,
                          scope_fetcher=scope_fetcher)
+        self._started = {}    # step name -> when it started running
         self._stored_at = {}  # step name -> when its row was last written
 
-    def _keep(self, name, progress):
-        """The step's progress in memory, for its next save."""
+    def _keep(self, name, values):
+        """A step's meta ``values`` in memory, for its next save."""
         source, _ = self._atomdetail_by_name(name)
         if isinstance(source, models.TaskDetail):
-            source.meta[storage.META_PROGRESS] = progress
+            source.meta.update(values)
 
     @fasteners.write_locked
     def set_atom_state(self, atom_name, state):
         if state in (states.RUNNING, states.REVERTING):
-            self._keep(atom_name, 0.0)
-            self._stored_at[atom_name] = time.monotonic()
+            self._keep(atom_name, {storage.META_PROGRESS: 0.0})
+            self._started[atom_name] = self._stored_at[atom_name] = (
+                time.monotonic())
         super().set_atom_state(atom_name, state)
 
     @fasteners.write_locked
     def save(self, atom_name, result, state=states.SUCCESS):
-        if state == states.SUCCESS:
-            self._keep(atom_name, 1.0)
+        values = ({storage.META_PROGRESS: 1.0} if state == states.SUCCESS
+                  else {})
+        started = self._started.pop(atom_name, None)
+        if started is not None:
+            values['duration'] = time.monotonic() - started
+        self._keep(atom_name, values)
         super().save(atom_name, result, state)
 
     def set_task_progress(self, task_name, progress, details=None):

@@ -1,8 +1,10 @@
 """The engine a run is driven by, on a real SQLite run database: what a
-step's progress writes to its row while the step runs, and after."""
+step's progress writes to its row while the step runs, and after; each
+step's duration stored with the state that ends it."""
 
 import contextlib
 
+import pytest
 from taskflow import task
 from taskflow.patterns import linear_flow
 from taskflow.persistence import models
@@ -53,3 +55,35 @@ def test_a_long_steps_progress_is_written_on_its_own(tmp_path, monkeypatch):
     while_running, after = _run(tmp_path)
     assert while_running == ('RUNNING', 0.5)
     assert after == ('SUCCESS', 1.0)
+
+
+class Fine(task.Task):
+    def execute(self):
+        return 'made'
+
+    def revert(self, **_):
+        pass
+
+
+class Fails(task.Task):
+    def execute(self):
+        raise RuntimeError('boom')
+
+
+def test_each_steps_duration_is_stored_with_its_end(tmp_path):
+    backend = persistence.open_backend(f'sqlite:///{tmp_path}/runs.sqlite')
+    book = models.LogBook('imagepipe-test')
+    fd = models.FlowDetail('flow', 'run-1')
+    book.add(fd)
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.save_logbook(book)
+    flow = linear_flow.Flow('flow').add(Fine('fine'), Fails('fails'))
+    engine = run_engine.load(flow, fd, backend)  # no listener at all
+    with pytest.raises(RuntimeError):
+        engine.run()
+    with contextlib.closing(backend.get_connection()) as conn:
+        stored = {ad.name: ad for ad in conn.get_flow_details('run-1')}
+    assert {n: ad.state for n, ad in stored.items()} == {
+        'fine': 'REVERTED', 'fails': 'REVERTED'}
+    for ad in stored.values():
+        assert ad.meta['duration'] >= 0.0
