@@ -123,6 +123,7 @@ def _tables_once(impl_sqlalchemy):
     connection of the backend, from every thread.
     """
     import sqlalchemy as sa
+    from taskflow import exceptions as tf_exceptions
     from taskflow.persistence.backends.sqlalchemy import tables
 
     class Connection(impl_sqlalchemy.Connection):
@@ -131,6 +132,28 @@ def _tables_once(impl_sqlalchemy):
             self._engine = backend.engine
             self._metadata, self._tables = backend.schema
             self._converter = impl_sqlalchemy._Alchemist(self._tables)
+
+        def update_atom_details(self, atom_detail):
+            # one UPDATE, not a SELECT first: taskflow's merge of the given
+            # step into its row takes every column but the name from it
+            atomdetails = self._tables.atomdetails
+            values = atom_detail.to_dict()
+            del values['name']
+            try:
+                with self._engine.begin() as conn:
+                    found = conn.execute(
+                        sa.update(atomdetails)
+                        .where(atomdetails.c.uuid == atom_detail.uuid)
+                        .values(values)).rowcount
+            except sa.exc.SQLAlchemyError:
+                tf_exceptions.raise_with_cause(
+                    tf_exceptions.StorageFailure,
+                    f'Failed updating atom details with uuid '
+                    f'{atom_detail.uuid!r}')
+            if not found:
+                raise tf_exceptions.NotFound(
+                    f'No atom details found with uuid {atom_detail.uuid!r}')
+            return atom_detail
 
         def _update_atom_details(self, conn, ad, e_ad):
             # a step's row written only when the merge changed it: a save

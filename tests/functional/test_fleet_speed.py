@@ -5,10 +5,14 @@ one set of tables (so SQLAlchemy compiles each statement once)."""
 
 import contextlib
 import threading
+import unittest
 import uuid
 
 import pytest
+import sqlalchemy as sa
+from taskflow import exceptions as tf_exceptions
 from taskflow.persistence import models
+from taskflow.tests.unit.persistence import base as taskflow_tests
 
 from imagepipe.fleet import board as boards
 from imagepipe.fleet import wakeup
@@ -104,3 +108,50 @@ def test_a_save_of_the_run_rewrites_only_the_steps_it_changes(pg_url):  # noqa: 
         stored = conn.get_flow_details(fd.uuid)
     assert (stored.state, stored.find(changed.uuid).state) == ('RUNNING',
                                                                'RUNNING')
+
+
+def test_a_step_save_is_one_statement(pg_url):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    book = models.LogBook('one')
+    fd = models.FlowDetail('flow', str(uuid.uuid4()))
+    step = models.TaskDetail('step', str(uuid.uuid4()))
+    fd.add(step)
+    book.add(fd)
+    statements = []
+
+    def seen(conn, cursor, statement, *_):
+        statements.append(statement.split()[0])
+
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.save_logbook(book)
+        step.state, step.results = 'SUCCESS', {'made': 'disk'}
+        sa.event.listen(backend.engine, 'before_cursor_execute', seen)
+        try:
+            conn.update_atom_details(step)
+        finally:
+            sa.event.remove(backend.engine, 'before_cursor_execute', seen)
+        stored = conn.get_flow_details(fd.uuid).find(step.uuid)
+    assert statements == ['UPDATE']  # no SELECT of the row first
+    assert (stored.state, stored.results) == ('SUCCESS', {'made': 'disk'})
+    missing = models.TaskDetail('gone', str(uuid.uuid4()))
+    with (contextlib.closing(backend.get_connection()) as conn,
+          pytest.raises(tf_exceptions.NotFound)):
+        conn.update_atom_details(missing)
+
+
+class TaskflowPersistenceTests(unittest.TestCase,
+                               taskflow_tests.PersistenceTestMixin):
+    """taskflow's PersistenceTestMixin on the PostgreSQL backend imagepipe
+    opens: its shortcuts keep taskflow's semantics."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, pg_url):  # noqa: F811
+        self.backend = persistence.open_backend(pg_url)
+
+    def _get_connection(self):
+        return self.backend.get_connection()
+
+    def tearDown(self):
+        with contextlib.closing(self._get_connection()) as conn:
+            conn.clear_all()
+        super().tearDown()
