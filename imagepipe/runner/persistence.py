@@ -12,9 +12,9 @@ per commit cost a second per run on a host busy writing an image.)
 
 Any other SQLAlchemy URL (MySQL, PostgreSQL) goes through taskflow's SQL
 backend, which migrates its schema with alembic: both are the optional
-``imagepipe[database]`` extra, imported for such databases only. On
-PostgreSQL a commit does not wait for its WAL flush either (the same
-trade-off as SQLite's, see :func:`_commit_without_flush`).
+``imagepipe[database]`` extra, imported for such databases only; the
+backend is :mod:`imagepipe.runner.sql_backend`'s (on PostgreSQL a commit
+does not wait for its WAL flush either: the same trade-off as SQLite's).
 """
 
 import contextlib
@@ -73,7 +73,8 @@ def _open_sqlalchemy(connection):
     logging.getLogger('alembic').setLevel(logging.WARNING)
     try:
         import sqlalchemy as sa
-        from taskflow.persistence.backends import impl_sqlalchemy
+
+        from imagepipe.runner import sql_backend
     except ImportError as e:
         scheme = connection.partition(':')[0]
         raise exception.ConfigError(
@@ -86,100 +87,12 @@ def _open_sqlalchemy(connection):
             f'[imagepipe] connection {connection!r} cannot be used: '
             f'{e}') from None
     if engine.dialect.name == 'postgresql':
-        sa.event.listen(engine, 'connect', _commit_without_flush)
-    backend = _tables_once(impl_sqlalchemy)({'connection': connection},
-                                            engine=engine)
+        sa.event.listen(engine, 'connect', sql_backend.commit_without_flush)
+    backend = sql_backend.Backend({'connection': connection}, engine=engine)
     with _migrating(connection), contextlib.closing(
             backend.get_connection()) as conn:
         conn.upgrade()
     return backend
-
-
-def _commit_without_flush(dbapi_connection, _record):
-    """A PostgreSQL session whose commits do not wait for the WAL flush.
-
-    The trade-off the SQLite run database makes (``synchronous=NORMAL``):
-    a crash of the database server (not of imagepipe, nor a restart) may
-    forget the commits of its last moments (the WAL writer flushes within
-    0.6 s), never half of one; such a run reads INTERRUPTED and the steps
-    whose states were forgotten run again on resume, being idempotent. A
-    warm boot through a conductor commits ~50 times, each waiting for an
-    fsync otherwise.
-    """
-    cursor = dbapi_connection.cursor()
-    cursor.execute('SET synchronous_commit = off')
-    cursor.close()
-    dbapi_connection.commit()
-
-
-def _tables_once(impl_sqlalchemy):
-    """taskflow's SQLAlchemy backend, its table objects made once.
-
-    taskflow builds a new MetaData and its tables for every connection the
-    engine asks for (one per step save), which costs some ms each and, as
-    the statements then name new tables, defeats SQLAlchemy's cache of
-    compiled statements: a conductor spent more time in that than in the
-    steps of a warm boot. The tables never change, so one set serves every
-    connection of the backend, from every thread.
-    """
-    import sqlalchemy as sa
-    from taskflow import exceptions as tf_exceptions
-    from taskflow.persistence.backends.sqlalchemy import tables
-
-    class Connection(impl_sqlalchemy.Connection):
-        def __init__(self, backend, upgrade_lock):
-            self._backend, self._upgrade_lock = backend, upgrade_lock
-            self._engine = backend.engine
-            self._metadata, self._tables = backend.schema
-            self._converter = impl_sqlalchemy._Alchemist(self._tables)
-
-        def update_atom_details(self, atom_detail):
-            # one UPDATE, not a SELECT first: taskflow's merge of the given
-            # step into its row takes every column but the name from it
-            atomdetails = self._tables.atomdetails
-            values = atom_detail.to_dict()
-            del values['name']
-            try:
-                with self._engine.begin() as conn:
-                    found = conn.execute(
-                        sa.update(atomdetails)
-                        .where(atomdetails.c.uuid == atom_detail.uuid)
-                        .values(values)).rowcount
-            except sa.exc.SQLAlchemyError:
-                tf_exceptions.raise_with_cause(
-                    tf_exceptions.StorageFailure,
-                    f'Failed updating atom details with uuid '
-                    f'{atom_detail.uuid!r}')
-            if not found:
-                raise tf_exceptions.NotFound(
-                    f'No atom details found with uuid {atom_detail.uuid!r}')
-            return atom_detail
-
-        def _update_atom_details(self, conn, ad, e_ad):
-            # a step's row written only when the merge changed it: a save
-            # of the run (its state) passes every step, mostly unchanged
-            stored = e_ad.to_dict()
-            e_ad.merge(ad)
-            if e_ad.to_dict() != stored:
-                conn.execute(sa.update(self._tables.atomdetails)
-                             .where(self._tables.atomdetails.c.uuid
-                                    == e_ad.uuid)
-                             .values(e_ad.to_dict()))
-
-    class Backend(impl_sqlalchemy.SQLAlchemyBackend):
-        def __init__(self, conf, engine=None):
-            super().__init__(conf, engine=engine)
-            metadata = sa.MetaData()
-            self.schema = (metadata, tables.fetch(metadata))
-
-        def get_connection(self):
-            conn = Connection(self, upgrade_lock=self._upgrade_lock)
-            if not self._validated:
-                conn.validate(max_retries=self._max_retries)
-                self._validated = True
-            return conn
-
-    return Backend
 
 
 def _migrating(connection):

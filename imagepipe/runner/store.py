@@ -119,10 +119,10 @@ class RunStore:
             'fingerprint': fingerprint(flow),
             'started': now(), 'finished': None, 'error': None,
             'failed_step': None}}
+        # the factory details in the meta first: one transaction stores all
+        engines.save_factory_details(fd, flows.FACTORY, [], kwargs)
         with self._conn() as conn:
             conn.save_logbook(book)
-        engines.save_factory_details(fd, flows.FACTORY, [], kwargs,
-                                     backend=self.backend)
         return fd
 
     def all(self):

@@ -11,12 +11,14 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from taskflow import exceptions as tf_exceptions
+from taskflow.patterns import linear_flow
 from taskflow.persistence import models
 from taskflow.tests.unit.persistence import base as taskflow_tests
 
 from imagepipe.fleet import board as boards
 from imagepipe.fleet import wakeup
 from imagepipe.runner import persistence
+from imagepipe.runner import store as run_store
 from tests.functional.servers import pg_url  # noqa: F401
 from tests.functional.servers import postgres  # noqa: F401
 from tests.functional.servers import redis_server  # noqa: F401
@@ -137,6 +139,53 @@ def test_a_step_save_is_one_statement(pg_url):  # noqa: F811
     with (contextlib.closing(backend.get_connection()) as conn,
           pytest.raises(tf_exceptions.NotFound)):
         conn.update_atom_details(missing)
+
+
+def _statements(backend, call):
+    """The SQL statements (their first word) ``call()`` runs."""
+    seen = []
+
+    def record(conn, cursor, statement, *_):
+        seen.append(statement.split()[0])
+
+    sa.event.listen(backend.engine, 'before_cursor_execute', record)
+    try:
+        call()
+    finally:
+        sa.event.remove(backend.engine, 'before_cursor_execute', record)
+    return seen
+
+
+def test_a_runs_new_steps_are_inserted_by_one_statement(pg_url):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    book = models.LogBook('new')
+    fd = models.FlowDetail('flow', str(uuid.uuid4()))
+    book.add(fd)
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.save_logbook(book)
+        for name in ('a', 'b', 'c'):
+            fd.add(models.TaskDetail(name, str(uuid.uuid4())))
+        ran = _statements(backend, lambda: conn.update_flow_details(fd))
+        stored = conn.get_flow_details(fd.uuid)
+    assert ran.count('INSERT') == 1
+    assert sorted(ad.name for ad in stored) == ['a', 'b', 'c']
+
+
+def test_a_new_run_is_stored_in_one_transaction(pg_url):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    runs = run_store.RunStore(backend)
+    kwargs = {'release': 'grizzly',
+              'settings': {'instances_path': '/nowhere'},
+              'request': {'image': 'http://x/img', 'instance': 'i1'}}
+    flow = linear_flow.Flow('flow')
+    fd = runs.create(kwargs, flow)
+    with backend.engine.connect() as conn:
+        run_row, book_row = conn.exec_driver_sql(
+            'SELECT f.xmin::text, b.xmin::text FROM flowdetails f '
+            'JOIN logbooks b ON b.uuid = f.parent_uuid WHERE f.uuid = %s',
+            (fd.uuid,)).one()
+    assert run_row == book_row  # written by the same transaction
+    assert runs.get(fd.uuid).meta['factory']['kwargs'] == kwargs
 
 
 class TaskflowPersistenceTests(unittest.TestCase,
