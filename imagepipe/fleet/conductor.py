@@ -90,8 +90,8 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
             LOG.error('job %s: no run id in its details %.200r: consumed',
                       job.uuid, job.details)
             return True
-        try:
-            fd = self._runs.get(run_id)
+        try:  # its steps are read once its locks are held
+            fd = self._runs.get(run_id, steps=False)
         except (exception.ImagepipeError, tf_exceptions.NotFound):
             LOG.error('job %s: run %s is not in the run database: consumed',
                       job.uuid, run_id)

@@ -88,6 +88,10 @@ def flow_of(engine):
     return engine.compilation.hierarchy.item
 
 
+#: what a run's meta tells of how its last drive ended
+OUTCOME = ('finished', 'error', 'failed_step', 'revert_step', 'revert_error')
+
+
 def execute(runs, fd, engine, listeners):
     """Run ``engine`` on ``fd`` (current, its locks held).
 
@@ -95,8 +99,9 @@ def execute(runs, fd, engine, listeners):
     meta as ``revert_step`` and ``revert_error``.
     """
     reverts.retry_reverts(runs, fd)
-    runs.update(fd, finished=None, error=None, failed_step=None,
-                revert_step=None, revert_error=None)
+    meta = fd.meta.get('imagepipe', {})
+    if any(meta.get(key) is not None for key in OUTCOME):
+        runs.update(fd, **dict.fromkeys(OUTCOME))  # of an earlier drive
     flow = flow_of(engine)
     raised = None
     with contextlib.ExitStack() as stack:

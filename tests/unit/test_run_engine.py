@@ -1,6 +1,7 @@
 """The engine a run is driven by, on a real SQLite run database: what a
 step's progress writes to its row while the step runs, and after; each
-step's duration stored with the state that ends it."""
+step's duration stored with the state that ends it; what driving a run
+writes of its outcome."""
 
 import contextlib
 
@@ -9,8 +10,10 @@ from taskflow import task
 from taskflow.patterns import linear_flow
 from taskflow.persistence import models
 
+from imagepipe.runner import driver
 from imagepipe.runner import engine as run_engine
 from imagepipe.runner import persistence
+from imagepipe.runner import store as run_store
 
 
 def _stored(backend, run_id):
@@ -87,3 +90,41 @@ def test_each_steps_duration_is_stored_with_its_end(tmp_path):
         'fine': 'REVERTED', 'fails': 'REVERTED'}
     for ad in stored.values():
         assert ad.meta['duration'] >= 0.0
+
+
+class Outcomes(run_store.RunStore):
+    """The run store, telling what each update of a run's meta wrote."""
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        self.written = []
+
+    def update(self, fd, **values):
+        self.written.append(values)
+        super().update(fd, **values)
+
+
+def _drive(runs, flow, fd):
+    return driver.execute(runs, fd, run_engine.load(flow, fd, runs.backend),
+                          ())
+
+
+def test_a_drive_writes_its_outcome_once_and_clears_an_earlier_one(
+        tmp_path):
+    runs = Outcomes(persistence.open_backend(
+        f'sqlite:///{tmp_path}/runs.sqlite'))
+    kwargs = {'release': 'grizzly', 'settings': {'instances_path': '/x'},
+              'request': {'image': 'http://x/img', 'instance': 'i1'}}
+    fails = linear_flow.Flow('flow').add(Fails('fails'))
+    fd = runs.create(kwargs, fails)
+    assert _drive(runs, fails, fd) == ('REVERTED', 'fails',
+                                      'RuntimeError: boom')
+    assert [sorted(w) for w in runs.written] == [[
+        'error', 'failed_step', 'finished', 'revert_error', 'revert_step']]
+
+    runs.written.clear()  # again, now that it succeeds
+    fine = linear_flow.Flow('flow').add(Fine('fails'))
+    assert _drive(runs, fine, runs.reload(fd)) == ('SUCCESS', None, None)
+    assert [w['error'] for w in runs.written] == [None, None]
+    meta = runs.get(fd.uuid).meta['imagepipe']
+    assert (meta['error'], meta['failed_step']) == (None, None)
