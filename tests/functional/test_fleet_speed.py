@@ -5,6 +5,7 @@ one set of tables (so SQLAlchemy compiles each statement once)."""
 
 import contextlib
 import threading
+import types
 import unittest
 import uuid
 
@@ -15,6 +16,7 @@ from taskflow.patterns import linear_flow
 from taskflow.persistence import models
 from taskflow.tests.unit.persistence import base as taskflow_tests
 
+from imagepipe.cmd import boot
 from imagepipe.fleet import board as boards
 from imagepipe.fleet import wakeup
 from imagepipe.runner import persistence
@@ -59,6 +61,39 @@ def test_a_post_or_a_finished_job_wakes_the_hosts_conductor(
         other.interrupt()
         waker.close()
         other.close()
+
+
+def test_boot_wait_looks_again_when_the_conductor_says_a_job_ended(
+        redis_server, pg_url, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(boot, 'POLL', LONG)  # only a wake-up ends a wait
+    host = f'h-{uuid.uuid4().hex[:8]}'
+    settings = boards.Settings(redis_server.url, 30, 2, host)
+    runs = run_store.RunStore(persistence.open_backend(pg_url))
+    fd = runs.create({'release': 'grizzly', 'settings': {
+        'instances_path': '/x'}, 'request': {'image': 'http://x/i',
+                                            'instance': host}},
+        linear_flow.Flow('flow'))
+    fd.state = 'SUCCESS'
+    runs.update(fd)
+    waker = wakeup.Wakeup(settings, host)
+    with boards.opened(settings, host, 'test') as board:
+        job = boards.post(board, fd.uuid)
+        done = []
+        follower = threading.Thread(target=lambda: done.append(boot._follow(
+            types.SimpleNamespace(timeout=None), settings, board, runs,
+            job, fd.uuid)), daemon=True)
+        follower.start()
+        channel = boards.channel(host).encode()
+        for _ in range(3000):    # until it listens (or never does)
+            if dict(waker._client.pubsub_numsub(channel)).get(channel):
+                break
+            follower.join(0.01)
+        board.claim(job, 'conductor')
+        board.consume(job, 'conductor')
+        waker.poke()             # as the conductor does when a job ends
+        follower.join(60)
+    waker.close()
+    assert done == [0]
 
 
 def test_connections_share_one_set_of_tables(pg_url):  # noqa: F811
