@@ -23,11 +23,13 @@ with :class:`~imagepipe.stop.Stopped`, also when the signal that suspends
 the run reached the command first (Ctrl-C reaches the whole group).
 """
 
+import contextlib
 import errno
 import logging
 import os
 import re
 import select
+import selectors
 import shlex
 import shutil
 import subprocess
@@ -107,10 +109,10 @@ def _failure(cmd, exit_code, stderr):
         f'{" ".join(cmd)} failed with exit status {exit_code}: {detail}')
 
 
-def _popen(argv, **text):
+def _popen(argv):
     return subprocess.Popen(argv, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE,
-                            env={**os.environ, **ENV}, **text)
+                            env={**os.environ, **ENV})
 
 
 def _stop(proc, cmd):
@@ -125,23 +127,60 @@ def _stop(proc, cmd):
     stop.check(cmd[0])
 
 
-def _execute(argv, cmd):
-    """(exit status, stdout, stderr) of ``argv``, output decoded.
+def _read_all(proc, cmd):
+    """(stdout, stderr) of ``proc`` until both end, a stop request seen
+    within POLL."""
+    chunks = {proc.stdout: [], proc.stderr: []}
+    with selectors.DefaultSelector() as sel:
+        for stream in chunks:
+            sel.register(stream, selectors.EVENT_READ)
+        while sel.get_map():
+            if stop.requested():
+                _stop(proc, cmd)
+            for key, _ in sel.select(stop.POLL):
+                data = os.read(key.fd, 65536)
+                if data:
+                    chunks[key.fileobj].append(data)
+                else:
+                    sel.unregister(key.fileobj)
+    return b''.join(chunks[proc.stdout]), b''.join(chunks[proc.stderr])
 
-    The wait is cut into POLL slices to see a stop request; a command that
-    ends first costs nothing more than ``subprocess.run``.
+
+def _exited(proc, cmd):
+    """Wait for ``proc`` to exit, a stop request seen within POLL.
+
+    Its pidfd says the moment it exits; ``Popen.wait`` with a timeout would
+    look at it after sleeps of 1, 2, 4... ms instead (~1.5 ms a command).
     """
-    with _popen(argv, encoding='utf-8', errors='surrogateescape') as proc:
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:  # a kernel without pidfds (before 5.3)
+        pidfd = None
+    try:
         while True:
-            try:
-                out, err = proc.communicate(timeout=stop.POLL)
-                break
-            except subprocess.TimeoutExpired:
-                if stop.requested():
-                    _stop(proc, cmd)
+            if pidfd is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return proc.wait(stop.POLL)
+            elif select.select([pidfd], [], [], stop.POLL)[0]:
+                return proc.wait()
+            if stop.requested():
+                _stop(proc, cmd)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _execute(argv, cmd):
+    """(exit status, stdout, stderr) of ``argv``, output decoded; a stop
+    request ends the command within POLL."""
+    with _popen(argv) as proc:
+        out, err = _read_all(proc, cmd)
+        _exited(proc, cmd)
         if proc.returncode and stop.requested():
             stop.check(cmd[0])
-        return proc.returncode, out, err
+        return (proc.returncode,
+                out.decode('utf-8', 'surrogateescape'),
+                err.decode('utf-8', 'surrogateescape'))
 
 
 def _debug(cmd, started, code):

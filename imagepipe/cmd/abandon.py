@@ -27,7 +27,7 @@ def abandon(args, ctx):
     fd = store.find(args.run)
     state, step, error, removed = runner.abandon(
         store, fd, database.lock_dir(ctx),
-        listeners=(listeners.durations, listeners.ConsoleListener))
+        listeners=(listeners.ConsoleListener,))
     if removed is not None:
         for path in removed:
             print(f'removed {path}')

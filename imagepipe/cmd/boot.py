@@ -7,6 +7,9 @@ the first line printed (``run <RUN>``). ``--wait`` follows the job until the
 host's conductor is done with it and exits as ``run`` would: 0 succeeded,
 1 failed, 2 refused, 130 suspended; after ``--timeout`` seconds one line
 says where the job stands (it stays posted) and the exit status is 1.
+While it waits it looks at the board when the host's conductor says a job
+ended (:mod:`imagepipe.fleet.wakeup`'s channel), every :data:`POLL` s
+at the latest.
 
 The flow is built from this command's configuration, which must therefore
 be the host's (its instances_path, images_type and the like).
@@ -22,10 +25,11 @@ from imagepipe.cmd import database
 from imagepipe.cmd import outcome
 from imagepipe.cmd import plan as plan_cmd
 from imagepipe.fleet import board as boards
+from imagepipe.fleet import wakeup
 from imagepipe.runner import driver
 from imagepipe.runner import persistence
 
-#: seconds between two looks at the board while waiting
+#: seconds between two looks at the board while waiting, at most
 POLL = 0.2
 
 
@@ -56,6 +60,14 @@ def _job_now(board, job):
 
 
 def _follow(args, settings, board, store, job, run_id):
+    waker = wakeup.Wakeup(settings, settings.host, period=POLL)
+    try:
+        return _followed(args, settings, board, store, job, run_id, waker)
+    finally:
+        waker.close()
+
+
+def _followed(args, settings, board, store, job, run_id, waker):
     deadline = (None if args.timeout is None
                 else time.monotonic() + args.timeout)
     while _job_now(board, job) is not None:
@@ -68,7 +80,7 @@ def _follow(args, settings, board, store, job, run_id):
                   f'{settings.host} is {where}; it stays posted',
                   file=sys.stderr)
             return 1
-        time.sleep(POLL)
+        waker.wait()
     fd = store.get(run_id)
     meta = fd.meta.get('imagepipe', {})
     if fd.state is None:

@@ -17,7 +17,6 @@ from imagepipe import exception
 from imagepipe import flows
 from imagepipe.cmd import output
 from imagepipe.flows import paths as flow_paths
-from imagepipe.runner import listeners
 from imagepipe.runner import reverts
 
 GiB = 1024 ** 3
@@ -120,7 +119,7 @@ def _demo(workdir, fmt):
         for release in flows.registered():
             start = time.monotonic()
             kwargs, flow, fd = demo.run_release(
-                workdir, release, image_url, listeners=[listeners.durations])
+                workdir, release, image_url)
             if fd.state != states.SUCCESS:
                 _, error = reverts.failure_of(fd)
                 raise exception.RunError(

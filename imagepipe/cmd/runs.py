@@ -54,7 +54,7 @@ LOG = logging.getLogger('imagepipe')
 
 
 def _listeners(fmt):
-    made = [listeners.durations, *listeners.progress(fmt)]
+    made = listeners.progress(fmt)
     if LOG.isEnabledFor(logging.DEBUG):
         made.append(listeners.debug_log)
     return made

@@ -40,7 +40,6 @@ from imagepipe.fleet import outages
 from imagepipe.fleet import wakeup
 from imagepipe.runner import driver
 from imagepipe.runner import interrupts
-from imagepipe.runner import listeners
 from imagepipe.tasks import locks
 
 LOG = logging.getLogger('imagepipe.conductor')
@@ -138,8 +137,8 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
         return True
 
     def _drive_run(self, job, run_id):
-        try:
-            fd = self._runs.get(run_id)
+        try:  # its steps are read once its locks are held
+            fd = self._runs.get(run_id, steps=False)
         except tf_exceptions.NotFound:
             LOG.error('job %s: run %s is not in the run database: consumed',
                       job.uuid, run_id)
@@ -147,8 +146,7 @@ class RunConductor(impl_nonblocking.NonBlockingConductor):
         try:
             _, state, step, error = driver.resume(
                 self._runs, fd, self._lock_dir,
-                listeners=[listeners.durations,
-                           functools.partial(_Tracked, conductor=self,
+                listeners=[functools.partial(_Tracked, conductor=self,
                                              job=job)],
                 announce=lambda fd: LOG.info('run %s: started (job %s)',
                                              fd.uuid, job.uuid))

@@ -2,9 +2,10 @@
 
 The run as stored is :mod:`imagepipe.runner.store`'s; who may drive it is
 checked by :mod:`imagepipe.runner.guards` before any step runs. A stored run
-is resumed through taskflow's own loader (``engines.load_from_detail`` and
+is resumed through taskflow's own loader (``engines.flow_from_detail`` and
 the factory details the run keeps), as a jobboard conductor would load it;
-the installed code must still build the graph the run was made with.
+the installed code must still build the graph the run was made with. The
+engine is taskflow's serial one, its storage :mod:`imagepipe.runner.engine`'s.
 
 Signals during a run are :mod:`imagepipe.runner.interrupts`'; reverts that
 failed and the one-line errors of steps, :mod:`imagepipe.runner.reverts`'.
@@ -21,6 +22,7 @@ from taskflow.types import failure
 
 from imagepipe import exception
 from imagepipe import stop
+from imagepipe.runner import engine as run_engine
 from imagepipe.runner import guards
 from imagepipe.runner import interrupts
 from imagepipe.runner import reverts
@@ -65,14 +67,14 @@ def rebuild(fd):
 
 
 def load(runs, fd):
-    """The engine of a stored run, made by ``engines.load_from_detail``.
+    """The engine of a stored run, its flow made by taskflow's loader.
 
     Refuses (nothing changed) a run whose graph changed or that the
     installed code cannot build.
     """
     try:
-        engine = engines.load_from_detail(fd, backend=runs.backend,
-                                          engine='serial')
+        engine = run_engine.load(engines.flow_from_detail(fd), fd,
+                                 runs.backend)
         engine.compile()
     except NOT_REBUILT as e:
         raise _not_rebuilt(fd, e) from None
@@ -86,6 +88,10 @@ def flow_of(engine):
     return engine.compilation.hierarchy.item
 
 
+#: what a run's meta tells of how its last drive ended
+OUTCOME = ('finished', 'error', 'failed_step', 'revert_step', 'revert_error')
+
+
 def execute(runs, fd, engine, listeners):
     """Run ``engine`` on ``fd`` (current, its locks held).
 
@@ -93,8 +99,9 @@ def execute(runs, fd, engine, listeners):
     meta as ``revert_step`` and ``revert_error``.
     """
     reverts.retry_reverts(runs, fd)
-    runs.update(fd, finished=None, error=None, failed_step=None,
-                revert_step=None, revert_error=None)
+    meta = fd.meta.get('imagepipe', {})
+    if any(meta.get(key) is not None for key in OUTCOME):
+        runs.update(fd, **dict.fromkeys(OUTCOME))  # of an earlier drive
     flow = flow_of(engine)
     raised = None
     with contextlib.ExitStack() as stack:
@@ -128,8 +135,7 @@ def execute(runs, fd, engine, listeners):
 
 
 def _engine(runs, fd, flow):
-    return engines.load(flow, flow_detail=fd, backend=runs.backend,
-                        engine='serial')
+    return run_engine.load(flow, fd, runs.backend)
 
 
 def start(runs, kwargs, flow, lock_dir, listeners=(), announce=None):

@@ -5,8 +5,9 @@ bytes, rate and time left; elsewhere (a log, CI, ``--format json``) the same
 facts go to the log (stderr) as one line every :data:`LOG_EVERY` seconds or
 every tenth done, once a step has run that long, so that stdout stays the
 command's output. Each finished step prints one line with its duration.
-Durations are also stored with each step (taskflow's DurationListener),
-which ``show`` and the summary read back. With ``--debug`` every state
+Durations are also stored with each step (by the run's engine,
+:mod:`imagepipe.runner.engine`), which ``show`` and the summary read
+back. With ``--debug`` every state
 change of the run and of its steps is logged (taskflow's
 DynamicLoggingListener, as Cinder's flow_utils uses it).
 """
@@ -20,7 +21,6 @@ from taskflow import states
 from taskflow import task as tf_task
 from taskflow.listeners import base
 from taskflow.listeners import logging as tf_logging
-from taskflow.listeners import timing
 
 from imagepipe import units
 
@@ -154,25 +154,6 @@ class ConsoleListener(_Progress):
                 else f' in {time.monotonic() - started:.2f}s')
         self.out.write(f'{name}: {word}{took}\n')
         self.out.flush()
-
-
-class _Durations(timing.DurationListener):
-    """taskflow's DurationListener, quiet about a run that stopped early.
-
-    It warns at deregistration about every timer still running: the flow's
-    own after a suspension, a step's after a second signal. Both are how a
-    run stops here, not errors.
-    """
-
-    def deregister(self):
-        for timers in self._timers.values():
-            timers.clear()
-        super().deregister()
-
-
-def durations(engine):
-    """Store each step's duration in its atom detail (meta 'duration')."""
-    return _Durations(engine)
 
 
 def progress(fmt, out=None):

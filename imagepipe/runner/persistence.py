@@ -12,7 +12,9 @@ per commit cost a second per run on a host busy writing an image.)
 
 Any other SQLAlchemy URL (MySQL, PostgreSQL) goes through taskflow's SQL
 backend, which migrates its schema with alembic: both are the optional
-``imagepipe[database]`` extra, imported for such databases only.
+``imagepipe[database]`` extra, imported for such databases only; the
+backend is :mod:`imagepipe.runner.sql_backend`'s (on PostgreSQL a commit
+does not wait for its WAL flush either: the same trade-off as SQLite's).
 """
 
 import contextlib
@@ -71,7 +73,8 @@ def _open_sqlalchemy(connection):
     logging.getLogger('alembic').setLevel(logging.WARNING)
     try:
         import sqlalchemy as sa
-        from taskflow.persistence.backends import impl_sqlalchemy
+
+        from imagepipe.runner import sql_backend
     except ImportError as e:
         scheme = connection.partition(':')[0]
         raise exception.ConfigError(
@@ -83,48 +86,13 @@ def _open_sqlalchemy(connection):
         raise exception.ConfigError(
             f'[imagepipe] connection {connection!r} cannot be used: '
             f'{e}') from None
-    backend = _tables_once(impl_sqlalchemy)({'connection': connection},
-                                            engine=engine)
+    if engine.dialect.name == 'postgresql':
+        sa.event.listen(engine, 'connect', sql_backend.commit_without_flush)
+    backend = sql_backend.Backend({'connection': connection}, engine=engine)
     with _migrating(connection), contextlib.closing(
             backend.get_connection()) as conn:
         conn.upgrade()
     return backend
-
-
-def _tables_once(impl_sqlalchemy):
-    """taskflow's SQLAlchemy backend, its table objects made once.
-
-    taskflow builds a new MetaData and its tables for every connection the
-    engine asks for (one per step save), which costs some ms each and, as
-    the statements then name new tables, defeats SQLAlchemy's cache of
-    compiled statements: a conductor spent more time in that than in the
-    steps of a warm boot. The tables never change, so one set serves every
-    connection of the backend, from every thread.
-    """
-    import sqlalchemy as sa
-    from taskflow.persistence.backends.sqlalchemy import tables
-
-    class Connection(impl_sqlalchemy.Connection):
-        def __init__(self, backend, upgrade_lock):
-            self._backend, self._upgrade_lock = backend, upgrade_lock
-            self._engine = backend.engine
-            self._metadata, self._tables = backend.schema
-            self._converter = impl_sqlalchemy._Alchemist(self._tables)
-
-    class Backend(impl_sqlalchemy.SQLAlchemyBackend):
-        def __init__(self, conf, engine=None):
-            super().__init__(conf, engine=engine)
-            metadata = sa.MetaData()
-            self.schema = (metadata, tables.fetch(metadata))
-
-        def get_connection(self):
-            conn = Connection(self, upgrade_lock=self._upgrade_lock)
-            if not self._validated:
-                conn.validate(max_retries=self._max_retries)
-                self._validated = True
-            return conn
-
-    return Backend
 
 
 def _migrating(connection):

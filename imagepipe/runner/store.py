@@ -119,10 +119,10 @@ class RunStore:
             'fingerprint': fingerprint(flow),
             'started': now(), 'finished': None, 'error': None,
             'failed_step': None}}
+        # the factory details in the meta first: one transaction stores all
+        engines.save_factory_details(fd, flows.FACTORY, [], kwargs)
         with self._conn() as conn:
             conn.save_logbook(book)
-        engines.save_factory_details(fd, flows.FACTORY, [], kwargs,
-                                     backend=self.backend)
         return fd
 
     def all(self):
@@ -160,10 +160,11 @@ class RunStore:
             raise exception.Refused(f'{why} matches {run_id!r}')
         return self.get(matches[0].uuid)
 
-    def get(self, run_id):
-        """The flow detail of a full run id, as stored now."""
+    def get(self, run_id, steps=True):
+        """The flow detail of a full run id, as stored now (without its
+        steps if not ``steps``)."""
         with self._conn() as conn:
-            return conn.get_flow_details(run_id)
+            return conn.get_flow_details(run_id, lazy=not steps)
 
     def reload(self, fd):
         return self.get(fd.uuid)

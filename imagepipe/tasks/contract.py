@@ -33,8 +33,8 @@ from taskflow import task
 
 from imagepipe.tasks import locks
 
-#: Seconds between two progress reports of a step: each is stored in its own
-#: database transaction.
+#: Seconds between two progress reports of a step (what the run database
+#: keeps of them: :mod:`imagepipe.runner.engine`).
 PROGRESS_INTERVAL = 0.5
 
 

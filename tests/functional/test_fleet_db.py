@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from imagepipe import exception
+from imagepipe.runner import advisory
 from imagepipe.runner import guards
 from tests.functional.fleet_env import HostEnv
 from tests.functional.runner_env import assert_same
@@ -101,3 +102,27 @@ def test_hosts_starting_together_on_a_new_database(tmp_path, pg_url):  # noqa: F
     results = [finish(p) for p in procs]
     for r in results:
         assert r.rc == 0, r
+
+
+def _lock_holders(where, name):
+    """The server processes (sessions) holding advisory lock ``name``."""
+    import sqlalchemy as sa
+    k = advisory.key(name) & (2 ** 64 - 1)
+    engine = sa.create_engine(where.connection, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        pids = conn.execute(sa.text(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND "
+            'classid = :hi AND objid = :lo AND objsubid = 1 AND granted'),
+            {'hi': k >> 32, 'lo': k & 0xffffffff}).scalars().all()
+    engine.dispose()
+    return pids
+
+
+def test_advisory_lock_sessions_are_kept_for_the_next_lock(tmp_path, pg_url):  # noqa: F811,E501
+    where = guards.lock_dir(pg_url, str(tmp_path))
+    with guards.run_lock('r1', where):
+        first = _lock_holders(where, 'run-r1')
+    assert _lock_holders(where, 'run-r1') == []  # released, session kept
+    with guards.run_lock('r2', where):
+        second = _lock_holders(where, 'run-r2')
+    assert len(first) == 1 and first == second  # one session, reused

@@ -149,7 +149,7 @@ def test_run_lock_taken_by_another_while_postgresql_restarted(
         r = env.cli('resume', run_id)  # another process has it
         assert r.rc == 2, r
         assert not os.path.exists(disk)
-        taken.close()
+        locks.release(taken, f'run-{run_id}')
         r = env.cli('resume', run_id)
         assert r.rc == 0, r
         gets = server.gets('big.qcow2')[mark:]
@@ -205,7 +205,7 @@ def test_conductor_run_suspends_when_its_lock_is_taken_meanwhile(
             wait_log(log, 'is being driven by another process: the job '
                           'waits for it')
             assert env.flow_state(run_id) == 'SUSPENDED'
-            taken.close()
+            locks.release(taken, f'run-{run_id}')
             wait_for(lambda: env.flow_state(run_id) == 'SUCCESS',
                      'the conductor to finish the run', timeout=90)
             wait_for(lambda: env.jobs('--host', env.host) == [],

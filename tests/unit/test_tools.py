@@ -1,8 +1,13 @@
 """How imagepipe runs a command: limits, exit statuses, one-line errors."""
 
+import os
+import threading
+import time
+
 import pytest
 
 from imagepipe import exception
+from imagepipe import stop
 from imagepipe import tools
 
 
@@ -30,3 +35,46 @@ def test_missing_tool_names_its_package(monkeypatch):
     with pytest.raises(exception.ToolMissing) as e:
         tools.run('qemu-img', 'info', 'x')
     assert 'install the Debian package qemu-utils' in str(e.value)
+
+
+#: a command that closes its output, then exits a moment later
+QUIET_EXIT = ('sh', '-c', 'echo out; echo err >&2; exec >&- 2>&-; '
+              'sleep 0.2; exit 3')
+
+
+def test_the_exit_is_awaited_without_sleeping(monkeypatch):
+    slept = []
+    monkeypatch.setattr(time, 'sleep', slept.append)
+    code, out, err = tools.run(*QUIET_EXIT, ok=(3,))
+    assert (code, out, err) == (3, 'out\n', 'err\n')
+    assert slept == []  # Popen.wait(timeout) sleeps between looks
+
+
+def test_without_pidfds_the_exit_is_still_awaited(monkeypatch):
+    def no_pidfd(pid):
+        raise OSError(38, 'Function not implemented')
+
+    monkeypatch.setattr(os, 'pidfd_open', no_pidfd)
+    assert tools.run(*QUIET_EXIT, ok=(3,)) == (3, 'out\n', 'err\n')
+
+
+def test_a_stop_request_ends_a_command_that_closed_its_output():
+    done = []
+    runner = threading.Thread(target=lambda: done.append(_stopped(
+        'sh', '-c', 'exec >&- 2>&-; sleep 60')))
+    runner.start()
+    try:
+        time.sleep(0.3)  # let it close its output (no timing asserted)
+        stop.request()
+        runner.join(30)
+    finally:
+        stop.clear()
+    assert done == ['sh stopped: the run is suspending']
+
+
+def _stopped(*cmd):
+    try:
+        tools.run(*cmd)
+    except stop.Stopped as e:
+        return str(e)
+    return 'not stopped'
