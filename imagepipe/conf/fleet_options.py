@@ -27,9 +27,11 @@ OPTIONS = (
            'imagepipe\'s own option.',
            (_one('jobboard', 'expiration_time', 'essex'),),
            read_by='imagepipe conductor'),
-    Option('jobboard_max_concurrent_jobs', 'int', 4,
+    Option('jobboard_max_concurrent_jobs', 'int', 10,
            'Jobs one conductor runs at the same time. imagepipe\'s own '
-           'option.',
+           'option; its default is that of Nova\'s max_concurrent_builds '
+           '(nova/conf/compute.py@33.0.2), the builds one nova-compute ran '
+           'at once.',
            (_one('jobboard', 'max_concurrent_jobs', 'essex'),),
            read_by='imagepipe conductor'),
 )
