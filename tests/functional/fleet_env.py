@@ -13,6 +13,7 @@ import sys
 import sqlalchemy as sa
 
 from tests.functional.runner_env import Env
+from tests.functional.runner_env import snapshot
 from tests.functional.runner_env import wait_for
 
 
@@ -105,3 +106,13 @@ def wait_log(path, text, timeout=60):
         with open(path) as f:
             return text in f.read()
     return wait_for(found, f'{text!r} in {path}', timeout)
+
+
+def uninterrupted(env, url):
+    """What a run of ``url`` makes when nothing stops it (run in-process
+    on ``env``, which is wiped after): a snapshot to compare with."""
+    r = env.run(url)
+    assert r.rc == 0, r
+    want = snapshot(env.instances)
+    env.wipe()
+    return want

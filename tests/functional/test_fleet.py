@@ -14,6 +14,7 @@ from imagepipe.fleet import board as boards
 from tests import httpserver
 from tests.functional.fleet_env import HostEnv
 from tests.functional.fleet_env import stop
+from tests.functional.fleet_env import uninterrupted
 from tests.functional.fleet_env import wait_log
 from tests.functional.runner_env import Env
 from tests.functional.runner_env import MiB
@@ -180,10 +181,7 @@ def test_conductor_killed_mid_download_resumed_by_its_successor(
     env = host_env(expiration=4)
     with httpserver.Server(directory, rate=4 * MiB) as server:
         url = server.url('big.qcow2')
-        r = env.run(url)  # the disk an uninterrupted run makes
-        assert r.rc == 0, r
-        want = snapshot(env.instances)
-        env.wipe()
+        want = uninterrupted(env, url)
         mark = len(server.gets('big.qcow2'))
         size = os.path.getsize(os.path.join(directory, 'big.qcow2'))
 

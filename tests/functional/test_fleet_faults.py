@@ -14,6 +14,7 @@ from imagepipe.fleet import board as boards
 from tests import httpserver
 from tests.functional.fleet_env import HostEnv
 from tests.functional.fleet_env import stop
+from tests.functional.fleet_env import uninterrupted
 from tests.functional.fleet_env import wait_log
 from tests.functional.runner_env import PATH
 from tests.functional.runner_env import MiB
@@ -146,10 +147,7 @@ def test_postgresql_restarted_mid_download(host_env, served,
     env = host_env(expiration=30)
     with httpserver.Server(directory) as server:
         url = server.url('big.qcow2')
-        r = env.run(url)  # the disk an uninterrupted run makes
-        assert r.rc == 0, r
-        want = snapshot(env.instances)
-        env.wipe()
+        want = uninterrupted(env, url)
         mark = len(server.gets('big.qcow2'))
 
         server.rate = 4 * MiB  # a download of about 3 s
@@ -176,10 +174,7 @@ def test_conductor_killed_mid_convert_resumed_by_its_successor(
     env = host_env(expiration=3)
     with httpserver.Server(directory) as server:
         url = server.url('big.qcow2')
-        r = env.run(url)  # the disk an uninterrupted run makes
-        assert r.rc == 0, r
-        want = snapshot(env.instances)
-        env.wipe()
+        want = uninterrupted(env, url)
         mark = len(server.gets('big.qcow2'))
 
         env.path = qemu_img_wrapper(  # a convert of half a minute at least

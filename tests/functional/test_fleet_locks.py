@@ -14,6 +14,7 @@ from imagepipe.runner import guards
 from tests import httpserver
 from tests.functional.fleet_env import HostEnv
 from tests.functional.fleet_env import stop
+from tests.functional.fleet_env import uninterrupted
 from tests.functional.fleet_env import wait_log
 from tests.functional.runner_env import MiB
 from tests.functional.runner_env import assert_same
@@ -46,15 +47,6 @@ def _granted(url):
             'WHERE datname = current_database())')).all())
 
 
-def _reference(env, url):
-    """What an uninterrupted run of ``url`` makes; env is wiped after."""
-    r = env.run(url)
-    assert r.rc == 0, r
-    want = snapshot(env.instances)
-    env.wipe()
-    return want
-
-
 def test_locks_taken_again_after_postgresql_restarted(
         tmp_path, served, postgres, pg_url, redis_server):  # noqa: F811
     directory, _ = served
@@ -64,7 +56,7 @@ def test_locks_taken_again_after_postgresql_restarted(
     try:
         with httpserver.Server(directory) as server:
             url = server.url('big.qcow2')
-            want = _reference(env, url)
+            want = uninterrupted(env, url)
             mark = len(server.gets('big.qcow2'))
             env.configure(f'[imagepipe]\nlog_file = {log}')
             conductor = env.conductor(
@@ -120,7 +112,7 @@ def test_run_lock_taken_by_another_while_postgresql_restarted(
     err = os.path.join(env.root, 'run.stderr')
     with httpserver.Server(directory) as server:
         url = server.url('big.qcow2')
-        want = _reference(env, url)
+        want = uninterrupted(env, url)
         mark = len(server.gets('big.qcow2'))
         server.rate = MiB  # slow until the lock is found taken
         with open(err, 'w') as f:
@@ -177,7 +169,7 @@ def test_conductor_run_suspends_when_its_lock_is_taken_meanwhile(
     try:
         with httpserver.Server(directory) as server:
             url = server.url('big.qcow2')
-            want = _reference(env, url)
+            want = uninterrupted(env, url)
             mark = len(server.gets('big.qcow2'))
             env.configure(f'[imagepipe]\nlog_file = {log}')
             conductor = env.conductor(
