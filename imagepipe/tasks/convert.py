@@ -10,7 +10,6 @@ refused, e.g. tmpfs), and shows progress.
 
 import errno
 import os
-import threading
 
 from imagepipe import exception
 from imagepipe import tools
@@ -46,34 +45,6 @@ def supports_direct_io(probe):
         return False
     safefs.remove(probe)
     return True
-
-
-def remove_freeing_later(path):
-    """:func:`safefs.remove` of ``path``, its blocks and page cache freed
-    by a thread; that thread, None when ``path`` was not opened.
-
-    The unlink of a file nobody holds open frees it in the call: 0.1 s for
-    the 0.5 GB download of a cold boot once it is on disk, the steps after
-    waiting for it. Unlinked while an fd is held, the name goes at once
-    and the file is freed at that fd's close, made here by a thread while
-    the run goes on. A crash before that close loses nothing: the kernel
-    frees an unlinked file when its process dies, or when the filesystem
-    is mounted again after a system crash.
-    """
-    try:
-        fd = safefs.open_existing(path)
-    except (OSError, safefs.UnsafePath, safefs.FileError):
-        safefs.remove(path)  # missing, or not a file of ours: left alone
-        return None
-    try:
-        safefs.remove(path)
-    except BaseException:
-        os.close(fd)
-        raise
-    closing = threading.Thread(target=os.close, args=(fd,), daemon=True,
-                               name='free ' + os.path.basename(path))
-    closing.start()
-    return closing
 
 
 class ConvertToRaw(ImageTask):
@@ -126,7 +97,7 @@ class ConvertToRaw(ImageTask):
             flush_and_drop(fd)
         finally:
             os.close(fd)
-        remove_freeing_later(part)
+        safefs.remove(part)
 
     def undo(self, result, converted, **kwargs):
         safefs.remove(converted)

@@ -1,4 +1,3 @@
-import contextlib
 import errno
 import filecmp
 import json
@@ -12,7 +11,6 @@ from imagepipe import exception
 from imagepipe.tasks import locks
 from imagepipe.tasks.convert import ConvertToRaw
 from imagepipe.tasks.convert import convert_argv
-from imagepipe.tasks.convert import remove_freeing_later
 from imagepipe.tasks.convert import supports_direct_io
 from tests import images
 
@@ -188,38 +186,3 @@ def test_the_output_is_never_more_readable_than_the_download(qcow2_image,
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(cache['converted']).st_mode) == 0o600
-
-
-def _open_fds_to(path):
-    """This process's fds that refer to the file ``path`` (even deleted)."""
-    found = []
-    for fd in os.listdir('/proc/self/fd'):
-        with contextlib.suppress(OSError):
-            if os.readlink(f'/proc/self/fd/{fd}') in (
-                    str(path), f'{path} (deleted)'):
-                found.append(fd)
-    return found
-
-
-def test_the_download_is_removed_at_once_and_freed_by_a_thread(
-        qcow2_image, cache):
-    shutil.copy(qcow2_image, cache['part'])
-    with open(cache['part'], 'rb') as mine:
-        closing = remove_freeing_later(cache['part'])
-        # the name is gone as the step goes on; the file itself is freed
-        # when the thread closes the fd it unlinked it under
-        assert not os.path.exists(cache['part'])
-        assert closing.name == 'free ' + os.path.basename(cache['part'])
-        closing.join()
-        assert _open_fds_to(cache['part']) == [str(mine.fileno())]
-        assert os.fstat(mine.fileno()).st_nlink == 0
-    assert remove_freeing_later(cache['part']) is None
-
-
-def test_a_link_in_place_of_the_download_is_left_alone(cache, tmp_path):
-    victim = tmp_path / 'victim'
-    victim.write_bytes(b'keep')
-    os.symlink(victim, cache['part'])
-    assert remove_freeing_later(cache['part']) is None
-    assert os.path.islink(cache['part'])
-    assert victim.read_bytes() == b'keep'
