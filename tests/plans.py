@@ -18,7 +18,7 @@ INSPECT = ('root-inspect', [
     'qemu-img check --output=json -f qcow2 $B/$hex.part'])
 # qemu-img convert -O raw $hex.part $hex.converted (-f pinned by imagepipe)
 CONVERT = ('root-convert', [
-    'qemu-img convert -t none -O raw -f <format of root-inspect> -p '
+    'qemu-img convert -t none -O raw -f <format of root-inspect> -W -p '
     '$B/$hex.part $B/$hex.converted'])
 # mv $hex.converted $hex (or mv $hex.part $hex): an in-process rename
 PUBLISH = ('root-publish', [])

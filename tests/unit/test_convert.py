@@ -124,8 +124,8 @@ def test_direct_io_probe_leaves_nothing(tmp_path):
 
 def test_argv():
     assert convert_argv('qcow2', 'p', 'c') == [
-        'qemu-img', 'convert', '-t', 'none', '-O', 'raw', '-f', 'qcow2', '-p',
-        'p', 'c']
+        'qemu-img', 'convert', '-t', 'none', '-O', 'raw', '-f', 'qcow2', '-W',
+        '-p', 'p', 'c']
     assert '-f' not in convert_argv('qcow2', 'p', 'c', pin_format=False)
 
 
@@ -137,7 +137,7 @@ def test_describe():
     shown = task.describe()
     assert shown['command'] == [
         'qemu-img', 'convert', '-t', 'none', '-O', 'raw', '-f',
-        '<format of inspect-root>', '-p', '$B/h.part', '$B/h.converted']
+        '<format of inspect-root>', '-W', '-p', '$B/h.part', '$B/h.converted']
     assert shown['creates'] == ['$B/h.converted']
     assert shown['removes'] == ['$B/h.part']
     assert json.loads(json.dumps(shown)) == shown
