@@ -51,27 +51,37 @@ class Connection(impl_sqlalchemy.Connection):
         self._metadata, self._tables = backend.schema
         self._converter = impl_sqlalchemy._Alchemist(self._tables)
 
-    def update_atom_details(self, atom_detail):
-        # one UPDATE, not a SELECT first: taskflow's merge of the given
-        # step into its row takes every column but the name from it
-        atomdetails = self._tables.atomdetails
-        values = atom_detail.to_dict()
-        del values['name']
+    def _update_row(self, table, uuid, values, what):
+        """One UPDATE of the row of ``uuid``; NotFound if there is none."""
         try:
             with self._engine.begin() as conn:
-                found = conn.execute(
-                    sa.update(atomdetails)
-                    .where(atomdetails.c.uuid == atom_detail.uuid)
-                    .values(values)).rowcount
+                found = conn.execute(sa.update(table)
+                                     .where(table.c.uuid == uuid)
+                                     .values(values)).rowcount
         except sa.exc.SQLAlchemyError:
             exceptions.raise_with_cause(
                 exceptions.StorageFailure,
-                f'Failed updating atom details with uuid '
-                f'{atom_detail.uuid!r}')
+                f'Failed updating {what} with uuid {uuid!r}')
         if not found:
-            raise exceptions.NotFound(
-                f'No atom details found with uuid {atom_detail.uuid!r}')
+            raise exceptions.NotFound(f'No {what} found with uuid {uuid!r}')
+
+    def update_atom_details(self, atom_detail):
+        # one UPDATE, not a SELECT first: taskflow's merge of the given
+        # step into its row takes every column but the name from it
+        values = atom_detail.to_dict()
+        del values['name']
+        self._update_row(self._tables.atomdetails, atom_detail.uuid, values,
+                         'atom details')
         return atom_detail
+
+    def update_flow_head(self, flow_detail):
+        """Write a run's own row (its state and meta) by one UPDATE, not
+        its steps' rows: what a save of the run's state or meta changes
+        (taskflow's update_flow_details reads the run and every step
+        first)."""
+        self._update_row(self._tables.flowdetails, flow_detail.uuid,
+                         {'state': flow_detail.state,
+                          'meta': flow_detail.meta}, 'flow details')
 
     def _update_flow_details(self, conn, fd, e_fd):
         # taskflow's, the new steps' rows made by one INSERT: a run's first
