@@ -233,6 +233,38 @@ def test_a_save_of_a_runs_state_or_meta_is_one_statement(pg_url):  # noqa: F811
         conn.update_flow_head(missing)
 
 
+def _pid(backend):
+    with backend.engine.connect() as conn:
+        return conn.exec_driver_sql('SELECT pg_backend_pid()').scalar()
+
+
+def test_a_session_the_server_ended_is_replaced_without_pinging_each(
+        pg_url, monkeypatch):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    runs = run_store.RunStore(backend)
+    fd = runs.create({'release': 'grizzly',
+                      'settings': {'instances_path': '/nowhere'},
+                      'request': {'image': 'http://x/img', 'instance': 'i'}},
+                     linear_flow.Flow('flow'))
+    pings = []
+    dialect = type(backend.engine.dialect)
+    real_ping = dialect.do_ping
+    monkeypatch.setattr(dialect, 'do_ping', lambda self, c: (
+        pings.append(c), real_ping(self, c))[1])
+    pid = _pid(backend)
+    for _ in range(3):
+        assert runs.get(fd.uuid).uuid == fd.uuid
+    assert pings == []  # no SELECT 1 before each transaction
+    assert _pid(backend) == pid  # the pooled session was reused
+    other = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    with other.connect() as conn:
+        assert conn.exec_driver_sql(
+            f'SELECT pg_terminate_backend({pid}, 10000)').scalar()
+    other.dispose()
+    assert runs.get(fd.uuid).uuid == fd.uuid  # no error: a new session
+    assert _pid(backend) != pid
+
+
 class _Fine(task.Task):
     def execute(self):
         return 'made'
