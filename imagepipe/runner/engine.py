@@ -13,16 +13,23 @@ for a step that runs long, on its own at most once every
 :data:`SAVE_EVERY` seconds; its duration (from RUNNING or REVERTING to the
 state that ends it) goes with the state that ends it. A crash forgets at
 most that long of a step's progress; the step runs again on resume anyway.
+
+A change of the run's own state (RUNNING, SUCCESS...) writes the run's row
+alone: taskflow's save of it read the run and all its steps back and
+rewrote those the merge changed, which under the run's lock are none (a
+step's unsaved progress goes with the step's next save, as above).
 """
 
 import time
 
 import fasteners
+from taskflow import exceptions
 from taskflow import states
 from taskflow import storage
 from taskflow.engines.action_engine import engine as action_engine
 from taskflow.persistence import models
 from taskflow.utils import misc
+import tenacity
 
 #: seconds between two progress values of one step stored on their own
 SAVE_EVERY = 1.0
@@ -60,6 +67,20 @@ class RunStorage(storage.Storage):
             values['duration'] = time.monotonic() - started
         self._keep(atom_name, values)
         super().save(atom_name, result, state)
+
+    @fasteners.write_locked
+    def set_flow_state(self, state):
+        source, clone = self._fetch_flowdetail(clone=True)
+        clone.state = state
+        self._with_connection(self._save_flow_head, clone)
+        source.state = state
+
+    @tenacity.retry(  # as taskflow retries its own saves
+        retry=tenacity.retry_if_exception_type(exceptions.StorageFailure),
+        stop=tenacity.stop_after_attempt(storage.RETRY_ATTEMPTS),
+        wait=tenacity.wait_fixed(storage.RETRY_WAIT_TIMEOUT), reraise=True)
+    def _save_flow_head(self, conn, flow_detail):
+        conn.update_flow_head(flow_detail)
 
     def set_task_progress(self, task_name, progress, details=None):
         now = time.monotonic()

@@ -81,13 +81,16 @@ def _open_sqlalchemy(connection):
             f'[imagepipe] connection: a {scheme} database needs SQLAlchemy '
             f"and alembic (pip install 'imagepipe[database]'): {e}") from None
     try:
-        engine = sa.create_engine(connection, pool_pre_ping=True)
+        postgres = (sa.engine.make_url(connection).get_backend_name()
+                    == 'postgresql')
+        engine = sa.create_engine(connection, pool_pre_ping=not postgres)
     except (sa.exc.ArgumentError, ImportError) as e:
         raise exception.ConfigError(
             f'[imagepipe] connection {connection!r} cannot be used: '
             f'{e}') from None
-    if engine.dialect.name == 'postgresql':
+    if postgres:
         sa.event.listen(engine, 'connect', sql_backend.commit_without_flush)
+        sa.event.listen(engine, 'checkout', sql_backend.ended_by_the_server)
     backend = sql_backend.Backend({'connection': connection}, engine=engine)
     with _migrating(connection), contextlib.closing(
             backend.get_connection()) as conn:

@@ -11,6 +11,8 @@ Imported for such databases only (SQLAlchemy is the ``imagepipe[database]``
 extra): :func:`imagepipe.runner.persistence.open_backend` opens it.
 """
 
+import select
+
 import sqlalchemy as sa
 from taskflow import exceptions
 from taskflow.persistence import models
@@ -36,6 +38,27 @@ def commit_without_flush(dbapi_connection, _record):
     dbapi_connection.commit()
 
 
+def ended_by_the_server(dbapi_connection, _record, _proxy):
+    """Discard a pooled PostgreSQL session the server ended (a ``checkout``
+    event of the engine, instead of SQLAlchemy's pre-ping).
+
+    An idle session has nothing to read: one the server ended (restarted,
+    its backend terminated or killed) has the server's last message or the
+    end of the stream waiting on its socket, seen by a poll with no wait.
+    The pre-ping asked the server (SELECT 1) before each transaction, a
+    round trip in each of a warm boot's ~20 saves. As the pre-ping's, a
+    failure invalidates the pool: a restart ended every session in it.
+    """
+    try:
+        poll = select.poll()
+        poll.register(dbapi_connection.fileno(), select.POLLIN)
+        ended = bool(poll.poll(0))
+    except Exception as e:  # closed on this side already
+        raise sa.exc.InvalidatePoolError(str(e)) from e
+    if ended:
+        raise sa.exc.InvalidatePoolError('the server ended the session')
+
+
 class Connection(impl_sqlalchemy.Connection):
     """taskflow's connection on the backend's one set of tables.
 
@@ -51,27 +74,37 @@ class Connection(impl_sqlalchemy.Connection):
         self._metadata, self._tables = backend.schema
         self._converter = impl_sqlalchemy._Alchemist(self._tables)
 
-    def update_atom_details(self, atom_detail):
-        # one UPDATE, not a SELECT first: taskflow's merge of the given
-        # step into its row takes every column but the name from it
-        atomdetails = self._tables.atomdetails
-        values = atom_detail.to_dict()
-        del values['name']
+    def _update_row(self, table, uuid, values, what):
+        """One UPDATE of the row of ``uuid``; NotFound if there is none."""
         try:
             with self._engine.begin() as conn:
-                found = conn.execute(
-                    sa.update(atomdetails)
-                    .where(atomdetails.c.uuid == atom_detail.uuid)
-                    .values(values)).rowcount
+                found = conn.execute(sa.update(table)
+                                     .where(table.c.uuid == uuid)
+                                     .values(values)).rowcount
         except sa.exc.SQLAlchemyError:
             exceptions.raise_with_cause(
                 exceptions.StorageFailure,
-                f'Failed updating atom details with uuid '
-                f'{atom_detail.uuid!r}')
+                f'Failed updating {what} with uuid {uuid!r}')
         if not found:
-            raise exceptions.NotFound(
-                f'No atom details found with uuid {atom_detail.uuid!r}')
+            raise exceptions.NotFound(f'No {what} found with uuid {uuid!r}')
+
+    def update_atom_details(self, atom_detail):
+        # one UPDATE, not a SELECT first: taskflow's merge of the given
+        # step into its row takes every column but the name from it
+        values = atom_detail.to_dict()
+        del values['name']
+        self._update_row(self._tables.atomdetails, atom_detail.uuid, values,
+                         'atom details')
         return atom_detail
+
+    def update_flow_head(self, flow_detail):
+        """Write a run's own row (its state and meta) by one UPDATE, not
+        its steps' rows: what a save of the run's state or meta changes
+        (taskflow's update_flow_details reads the run and every step
+        first)."""
+        self._update_row(self._tables.flowdetails, flow_detail.uuid,
+                         {'state': flow_detail.state,
+                          'meta': flow_detail.meta}, 'flow details')
 
     def _update_flow_details(self, conn, fd, e_fd):
         # taskflow's, the new steps' rows made by one INSERT: a run's first

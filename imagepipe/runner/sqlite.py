@@ -145,7 +145,8 @@ class Connection(base.Connection):
         values.pop('created_at', None)
         sets = ', '.join(f'{name} = :{name}' for name in values
                          if name != 'uuid')
-        db.execute(f'UPDATE {table} SET {sets} WHERE uuid = :uuid', values)
+        return db.execute(f'UPDATE {table} SET {sets} WHERE uuid = :uuid',
+                          values).rowcount
 
     def _insert_atom(self, db, ad, parent_uuid):
         self._insert(db, 'atomdetails', {
@@ -183,6 +184,16 @@ class Connection(base.Connection):
             self._populate_flow(db, e_fd)
             self._merge_flow(db, flow_detail, e_fd)
         return e_fd
+
+    def update_flow_head(self, flow_detail):
+        """Write a run's own row (state, meta), not its steps' rows."""
+        with self._tx(write=True, what='saving a run') as db:
+            found = self._update(db, 'flowdetails', {
+                'uuid': flow_detail.uuid, 'state': flow_detail.state,
+                'meta': flow_detail.meta})
+        if not found:
+            raise exc.NotFound(
+                f"No flow details found with uuid '{flow_detail.uuid}'")
 
     def save_logbook(self, book):
         with self._tx(write=True, what='saving a logbook') as db:

@@ -177,11 +177,8 @@ class RunStore:
         process is the one driving it.
         """
         fd.meta.setdefault('imagepipe', {}).update(values)
-        head = models.FlowDetail(fd.name, fd.uuid)
-        head.state = fd.state
-        head.meta = fd.meta
         with self._conn() as conn:
-            conn.update_flow_details(head)
+            conn.update_flow_head(fd)
 
     def remove(self, fd):
         """Remove a run: its logbook, which holds it alone."""

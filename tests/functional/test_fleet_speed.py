@@ -12,6 +12,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from taskflow import exceptions as tf_exceptions
+from taskflow import task
 from taskflow.patterns import linear_flow
 from taskflow.persistence import models
 from taskflow.tests.unit.persistence import base as taskflow_tests
@@ -19,6 +20,7 @@ from taskflow.tests.unit.persistence import base as taskflow_tests
 from imagepipe.cmd import boot
 from imagepipe.fleet import board as boards
 from imagepipe.fleet import wakeup
+from imagepipe.runner import engine as run_engine
 from imagepipe.runner import persistence
 from imagepipe.runner import store as run_store
 from tests.functional.servers import pg_url  # noqa: F401
@@ -204,6 +206,68 @@ def test_a_runs_new_steps_are_inserted_by_one_statement(pg_url):  # noqa: F811
         stored = conn.get_flow_details(fd.uuid)
     assert ran.count('INSERT') == 1
     assert sorted(ad.name for ad in stored) == ['a', 'b', 'c']
+
+
+def test_a_save_of_a_runs_state_or_meta_is_one_statement(pg_url):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    runs = run_store.RunStore(backend)
+    flow = linear_flow.Flow('flow').add(_Fine('a'), _Fine('b'))
+    fd = runs.create({'release': 'grizzly',
+                      'settings': {'instances_path': '/nowhere'},
+                      'request': {'image': 'http://x/img', 'instance': 'i'}},
+                     flow)
+    engine = run_engine.load(flow, fd, backend)
+    engine.run()
+    ran = _statements(
+        backend, lambda: engine.storage.set_flow_state('SUSPENDED'))
+    assert ran == ['UPDATE']  # nor a read of the run and its steps first
+    ran = _statements(backend, lambda: runs.update(fd, error='x'))
+    assert ran == ['UPDATE']
+    stored = runs.get(fd.uuid)
+    assert (stored.state, stored.meta['imagepipe']['error']) == (
+        'SUSPENDED', 'x')
+    assert [ad.state for ad in stored] == ['SUCCESS', 'SUCCESS']
+    missing = models.FlowDetail('flow', str(uuid.uuid4()))
+    with (contextlib.closing(backend.get_connection()) as conn,
+          pytest.raises(tf_exceptions.NotFound)):
+        conn.update_flow_head(missing)
+
+
+def _pid(backend):
+    with backend.engine.connect() as conn:
+        return conn.exec_driver_sql('SELECT pg_backend_pid()').scalar()
+
+
+def test_a_session_the_server_ended_is_replaced_without_pinging_each(
+        pg_url, monkeypatch):  # noqa: F811
+    backend = persistence.open_backend(pg_url)
+    runs = run_store.RunStore(backend)
+    fd = runs.create({'release': 'grizzly',
+                      'settings': {'instances_path': '/nowhere'},
+                      'request': {'image': 'http://x/img', 'instance': 'i'}},
+                     linear_flow.Flow('flow'))
+    pings = []
+    dialect = type(backend.engine.dialect)
+    real_ping = dialect.do_ping
+    monkeypatch.setattr(dialect, 'do_ping', lambda self, c: (
+        pings.append(c), real_ping(self, c))[1])
+    pid = _pid(backend)
+    for _ in range(3):
+        assert runs.get(fd.uuid).uuid == fd.uuid
+    assert pings == []  # no SELECT 1 before each transaction
+    assert _pid(backend) == pid  # the pooled session was reused
+    other = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    with other.connect() as conn:
+        assert conn.exec_driver_sql(
+            f'SELECT pg_terminate_backend({pid}, 10000)').scalar()
+    other.dispose()
+    assert runs.get(fd.uuid).uuid == fd.uuid  # no error: a new session
+    assert _pid(backend) != pid
+
+
+class _Fine(task.Task):
+    def execute(self):
+        return 'made'
 
 
 def test_a_new_run_is_stored_in_one_transaction(pg_url):  # noqa: F811

@@ -128,3 +128,31 @@ def test_a_drive_writes_its_outcome_once_and_clears_an_earlier_one(
     assert [w['error'] for w in runs.written] == [None, None]
     meta = runs.get(fd.uuid).meta['imagepipe']
     assert (meta['error'], meta['failed_step']) == (None, None)
+
+
+def _step_rows(backend):
+    with backend.transaction() as db:
+        return db.execute('SELECT name, updated_at FROM atomdetails '
+                          'ORDER BY name').fetchall()
+
+
+def test_a_save_of_the_runs_state_leaves_its_steps_rows(tmp_path):
+    backend = persistence.open_backend(f'sqlite:///{tmp_path}/runs.sqlite')
+    book = models.LogBook('imagepipe-test')
+    fd = models.FlowDetail('flow', 'run-1')
+    book.add(fd)
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.save_logbook(book)
+    flow = linear_flow.Flow('flow').add(Fine('a'), Fine('b'))
+    engine = run_engine.load(flow, fd, backend)
+    engine.run()
+    before = _step_rows(backend)
+    engine.storage.set_flow_state('SUSPENDED')
+    assert _step_rows(backend) == before  # not rewritten
+    runs = run_store.RunStore(backend)
+    stored = runs.get('run-1')
+    assert stored.state == 'SUSPENDED'
+    assert [ad.state for ad in stored] == ['SUCCESS', 'SUCCESS']
+    runs.update(stored, error='x')
+    assert _step_rows(backend) == before
+    assert runs.get('run-1').meta['imagepipe']['error'] == 'x'
