@@ -47,6 +47,22 @@ def _granted(url):
             'WHERE datname = current_database())')).all())
 
 
+def _serving(env, log):
+    """A conductor of ``env``'s host, logging to ``log``, once it serves."""
+    env.configure(f'[imagepipe]\nlog_file = {log}')
+    conductor = env.conductor(log=os.path.join(env.root, 'c1.stderr'))
+    wait_log(log, 'serving host')
+    return conductor
+
+
+def _posted(env, url):
+    """The run id of a boot of vm1 posted to ``env``'s host."""
+    r = env.cli('boot', '--host', env.host, '--image', url, '--instance',
+                'vm1', '--root-gb', '1')
+    assert r.rc == 0, r
+    return first_run_id(r)
+
+
 def test_locks_taken_again_after_postgresql_restarted(
         tmp_path, served, postgres, pg_url, redis_server):  # noqa: F811
     directory, _ = served
@@ -58,16 +74,10 @@ def test_locks_taken_again_after_postgresql_restarted(
             url = server.url('big.qcow2')
             want = uninterrupted(env, url)
             mark = len(server.gets('big.qcow2'))
-            env.configure(f'[imagepipe]\nlog_file = {log}')
-            conductor = env.conductor(
-                log=os.path.join(env.root, 'c1.stderr'))
-            wait_log(log, 'serving host')
+            conductor = _serving(env, log)
 
             server.rate = MiB  # slow until the locks are checked
-            r = env.cli('boot', '--host', env.host, '--image', url,
-                        '--instance', 'vm1', '--root-gb', '1')
-            assert r.rc == 0, r
-            run_id = first_run_id(r)
+            run_id = _posted(env, url)
             names = [f'run-{run_id}', guards.instance_lock_name(
                 os.path.join(env.instances, 'vm1'))]
             wait_for(lambda: part_size(env) > MiB, 'the download to start')
@@ -171,15 +181,9 @@ def test_conductor_run_suspends_when_its_lock_is_taken_meanwhile(
             url = server.url('big.qcow2')
             want = uninterrupted(env, url)
             mark = len(server.gets('big.qcow2'))
-            env.configure(f'[imagepipe]\nlog_file = {log}')
-            conductor = env.conductor(
-                log=os.path.join(env.root, 'c1.stderr'))
-            wait_log(log, 'serving host')
+            conductor = _serving(env, log)
             server.rate = MiB
-            r = env.cli('boot', '--host', env.host, '--image', url,
-                        '--instance', 'vm1', '--root-gb', '1')
-            assert r.rc == 0, r
-            run_id = first_run_id(r)
+            run_id = _posted(env, url)
             wait_for(lambda: part_size(env) > MiB, 'the download to start')
             database = pg_url.rpartition('/')[2]
             locks = advisory.AdvisoryLocks(postgres.socket_url(database))
