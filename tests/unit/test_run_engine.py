@@ -73,13 +73,19 @@ class Fails(task.Task):
         raise RuntimeError('boom')
 
 
-def test_each_steps_duration_is_stored_with_its_end(tmp_path):
+def _stored_run(tmp_path):
+    """A SQLite run database holding one empty run: (backend, its run)."""
     backend = persistence.open_backend(f'sqlite:///{tmp_path}/runs.sqlite')
     book = models.LogBook('imagepipe-test')
     fd = models.FlowDetail('flow', 'run-1')
     book.add(fd)
     with contextlib.closing(backend.get_connection()) as conn:
         conn.save_logbook(book)
+    return backend, fd
+
+
+def test_each_steps_duration_is_stored_with_its_end(tmp_path):
+    backend, fd = _stored_run(tmp_path)
     flow = linear_flow.Flow('flow').add(Fine('fine'), Fails('fails'))
     engine = run_engine.load(flow, fd, backend)  # no listener at all
     with pytest.raises(RuntimeError):
@@ -137,12 +143,7 @@ def _step_rows(backend):
 
 
 def test_a_save_of_the_runs_state_leaves_its_steps_rows(tmp_path):
-    backend = persistence.open_backend(f'sqlite:///{tmp_path}/runs.sqlite')
-    book = models.LogBook('imagepipe-test')
-    fd = models.FlowDetail('flow', 'run-1')
-    book.add(fd)
-    with contextlib.closing(backend.get_connection()) as conn:
-        conn.save_logbook(book)
+    backend, fd = _stored_run(tmp_path)
     flow = linear_flow.Flow('flow').add(Fine('a'), Fine('b'))
     engine = run_engine.load(flow, fd, backend)
     engine.run()
